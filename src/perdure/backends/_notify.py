@@ -1,0 +1,101 @@
+"""In-process wake-ups shared by both backends.
+
+SQLite publishes here directly after each commit; the Postgres listener publishes
+here for every NOTIFY it receives. Subscriptions are level-triggered flags, so a
+wake-up that lands between a reader's query and its wait is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+
+
+class LocalSubscription:
+    def __init__(self, notifier: LocalNotifier, key: str) -> None:
+        self.key = key
+        self._notifier = notifier
+        self._event = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    def wait(self, timeout: float | None) -> bool:
+        fired = self._event.wait(timeout)
+        self._event.clear()
+        return fired
+
+    async def wait_async(self, timeout: float | None) -> bool:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._event.is_set():
+                self._event.clear()
+                return True
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                self._waiters = [w for w in self._waiters if w[1] is not fut]
+        self._event.clear()
+        return True
+
+    def close(self) -> None:
+        self._notifier._remove(self)
+
+    def __enter__(self) -> LocalSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class LocalNotifier:
+    def __init__(self) -> None:
+        self._subs: dict[str, set[LocalSubscription]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def subscribe(self, key: str) -> LocalSubscription:
+        sub = LocalSubscription(self, key)
+        with self._lock:
+            self._subs[key].add(sub)
+        return sub
+
+    def publish(self, key: str) -> None:
+        with self._lock:
+            subs = list(self._subs.get(key, ()))
+        for sub in subs:
+            sub.set()
+
+    def wake_all(self) -> None:
+        with self._lock:
+            subs = [s for group in self._subs.values() for s in group]
+        for sub in subs:
+            sub.set()
+
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return sum(len(group) for group in self._subs.values())
+
+    def _remove(self, sub: LocalSubscription) -> None:
+        with self._lock:
+            group = self._subs.get(sub.key)
+            if group is not None:
+                group.discard(sub)
+                if not group:
+                    del self._subs[sub.key]

@@ -1,0 +1,255 @@
+"""The World: the storage contract the runtime speaks.
+
+Three parts, one interface:
+
+1. the event log and its projections (runs, steps, waits, hooks);
+2. the job queue (leases, acknowledgement after the work commits, reclaim);
+3. streams (dense per-stream chunk index, EOF) plus wake-up notifications.
+
+A backend implements this with SQL and nothing else: which event is legal when is
+the table in ``_transitions.py``; which fields of an event's data feed a projection
+is listed below. The conformance suite (``tests/conformance``) runs every method
+against every backend.
+
+Projection fields read from event data (everything else in ``data`` is stored only
+in the log):
+
+==============  ===========================================================
+step_created    ``data["name"]`` -> ``steps.name``
+step_started    ``steps.attempt += 1``; ``started_at`` set on the first start
+step_retrying   ``data["retry_after"]`` (epoch s) -> ``steps.retry_after``
+wait_created    ``data["resume_at"]`` (epoch s) -> ``waits.resume_at``
+hook_created    ``data["token"]`` -> ``hooks.token``; ``data.get("webhook")``
+                -> ``hooks.is_webhook``. A token held by another *active* hook
+                is refused with ``HookTokenConflictError``.
+run_*           ``runs.status``, ``started_at`` (run_started),
+                ``completed_at`` (terminal events)
+==============  ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ._records import (
+    AppendResult,
+    Chunk,
+    Event,
+    HookRecord,
+    Job,
+    JobKind,
+    NewEvent,
+    NewJob,
+    Page,
+    RunRecord,
+    StepRecord,
+    StreamInfo,
+    WaitRecord,
+)
+
+
+class Subscription(Protocol):
+    """A wake-up flag for one key. Level-triggered: a notification that arrives
+    between two waits is not lost; ``wait`` returns at once and clears it."""
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until notified or ``timeout``; True when notified."""
+        ...
+
+    async def wait_async(self, timeout: float | None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class Notifier(Protocol):
+    """Wake-ups. Keys: ``jobs`` (a job became claimable), ``run:<id>`` (a run
+    ended or was cancelled), ``stream:<run id>:<name>`` (a chunk or EOF was
+    written). A wake-up carries no data: whoever wakes re-reads the tables."""
+
+    def subscribe(self, key: str) -> Subscription: ...
+
+    def wake_all(self) -> None:
+        """Set every subscription, as after a reconnect that may have missed some."""
+        ...
+
+
+@runtime_checkable
+class World(Protocol):
+    url: str
+    notifier: Notifier
+
+    # -- lifecycle -------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply pending migrations (safe to call from many processes at once).
+        Returns the schema version."""
+        ...
+
+    def close(self) -> None: ...
+
+    def register_workflows(self, names: Sequence[str]) -> None:
+        """Record workflow names a deployment can run (for the SQL start API)."""
+        ...
+
+    # -- event log ---------------------------------------------------------------
+    def create_run(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        idempotency_key: str | None = None,
+        created_at: float | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """In ONE transaction: the run row (``pending``), its ``run_created`` event
+        (seq 1, data ``{"workflow": name, "input": <input_json parsed>,
+        "idempotency_key": key}``) and a workflow job due now. With an
+        idempotency key already used, writes nothing and returns the existing
+        run and ``False``; concurrent starts with one key make exactly one run."""
+        ...
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_seq: int | None = None,
+        expected_result_seq: int | None = None,
+        jobs: Sequence[NewJob] = (),
+        ack: Sequence[int] = (),
+        consumed: bool = False,
+        close_streams: bool = False,
+    ) -> AppendResult:
+        """Append ``events`` in order, in ONE transaction that first locks the run row.
+
+        Each event is checked against ``TRANSITIONS`` as the batch applies (so a
+        batch may create a step and start it). Any illegal event, an unknown run,
+        or a guard that fails raises and writes nothing:
+
+        - ``EntityConflictError``: illegal transition, duplicate creation event,
+          event after the run's terminal event, unknown entity;
+        - ``StaleStateError``: ``expected_seq`` given and not ``runs.last_seq``, or
+          ``expected_result_seq`` given and not ``runs.result_seq``;
+        - ``RunNotFoundError``: no such run.
+
+        In the same transaction: insert ``jobs``, delete the jobs in ``ack``
+        (a job already gone is fine), set ``consumed_seq`` to the new last seq when
+        ``consumed``, and write EOF to every open stream of the run when
+        ``close_streams``. Wakes ``run:<id>`` when the batch ends the run and
+        ``jobs`` when it enqueues an unclaimed job due now.
+        """
+        ...
+
+    def create_event(self, run_id: str, event: NewEvent) -> Event:
+        """``append`` of one event; returns it with its seq."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def get_run_by_key(self, idempotency_key: str) -> RunRecord | None: ...
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RunRecord]:
+        """Newest first (by id, which is time-ordered)."""
+        ...
+
+    def list_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Events with ``seq > after_seq`` in seq order."""
+        ...
+
+    def list_steps(
+        self, run_id: str, *, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[StepRecord]:
+        """In creation order."""
+        ...
+
+    def get_step(self, run_id: str, correlation_id: str) -> StepRecord | None: ...
+
+    def list_waits(
+        self, run_id: str, *, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[WaitRecord]: ...
+
+    def list_hooks(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[HookRecord]: ...
+
+    def get_hook_by_token(self, token: str) -> HookRecord | None:
+        """The *active* hook holding ``token``, if any."""
+        ...
+
+    # -- job queue -----------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[int]: ...
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        kinds: Sequence[JobKind] = ("workflow", "step"),
+    ) -> list[Job]:
+        """Claim up to ``limit`` due jobs that are unclaimed or whose lease expired
+        (Postgres: ``FOR UPDATE SKIP LOCKED``; SQLite: ``BEGIN IMMEDIATE``).
+        Never hands out a workflow job while another workflow job of the same run
+        holds a live lease. Oldest due first."""
+        ...
+
+    def extend_leases(self, worker_id: str, job_ids: Sequence[int], lease_seconds: float) -> list[int]:
+        """Renew leases still held by ``worker_id``; returns the ids renewed."""
+        ...
+
+    def ack(self, worker_id: str, job_ids: Sequence[int]) -> None:
+        """Delete finished jobs (only call after the job's work committed)."""
+        ...
+
+    def release(self, worker_id: str, job_ids: Sequence[int]) -> None:
+        """Give jobs back unclaimed (graceful shutdown), claimable again at once."""
+        ...
+
+    def list_jobs(self, *, run_id: str | None = None) -> list[Job]: ...
+
+    def find_stranded_runs(self, *, after_id: str | None, limit: int, now: float | None = None) -> list[str]:
+        """Ids (ascending, > ``after_id``) of pending or running runs that have no
+        job with a live lease or due unclaimed, and have runnable work: status
+        pending, a step not terminal, a waiting wait with ``resume_at <= now``, or
+        ``consumed_seq < result_seq``. Runs parked only on hooks without payloads
+        or on future timers are not returned."""
+        ...
+
+    # -- streams -------------------------------------------------------------------
+    def write_chunks(self, run_id: str, stream: str, chunks: Sequence[tuple[int, bytes]]) -> int:
+        """Append chunks ``(kind, data)`` at the next dense indexes (from 0) in one
+        transaction; returns the index of the last one. Refused with
+        ``EntityConflictError`` once the stream is closed. Wakes
+        ``stream:<run>:<name>``."""
+        ...
+
+    def close_stream(self, run_id: str, stream: str) -> None:
+        """Write the EOF chunk (idempotent)."""
+        ...
+
+    def read_chunks(self, run_id: str, stream: str, *, start: int, limit: int = 1000) -> list[Chunk]:
+        """Chunks with ``index >= start`` in order, the EOF chunk included."""
+        ...
+
+    def stream_info(self, run_id: str, stream: str) -> StreamInfo: ...
+
+    def list_streams(self, run_id: str) -> list[StreamInfo]: ...

@@ -1,0 +1,65 @@
+"""Fixtures shared by every test layer.
+
+``backend_url``: a fresh, empty database URL, once per backend (sqlite, postgres).
+``world``: an open, migrated World on that database.
+``pg_server`` / ``pg_url``: Postgres only.
+
+Postgres comes from ``perdure.testing.find_or_start_postgres``; when none can be
+had, Postgres tests skip, unless ``PERDURE_REQUIRE_POSTGRES=1`` (CI), where that
+is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from perdure.backends import open_world
+from perdure.testing import PostgresServer, find_or_start_postgres
+from perdure.testing._postgres import create_database, drop_database
+
+REQUIRE_POSTGRES = os.environ.get("PERDURE_REQUIRE_POSTGRES") == "1"
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    try:
+        server = find_or_start_postgres()
+    except Exception as exc:  # noqa: BLE001 - reported as skip or failure below
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PERDURE_REQUIRE_POSTGRES=1 but no PostgreSQL: {exc}")
+        pytest.skip(f"no PostgreSQL available: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh database for this test (created, then dropped)."""
+    name = f"perdure_t{os.getpid()}_{next(_db_counter)}"
+    url = create_database(pg_server.url, name)
+    yield url
+    drop_database(pg_server.url, name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    return f"sqlite:///{tmp_path}/perdure.db"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def world(backend_url: str) -> Iterator[object]:
+    w = open_world(backend_url)
+    yield w
+    w.close()
