@@ -1,5 +1,6 @@
 """Helpers for tests, perdure's own and its users': a throwaway Postgres, log checks."""
 
 from ._postgres import PostgresServer, find_or_start_postgres
+from ._replay_check import assert_replays_cleanly
 
-__all__ = ["PostgresServer", "find_or_start_postgres"]
+__all__ = ["PostgresServer", "assert_replays_cleanly", "find_or_start_postgres"]

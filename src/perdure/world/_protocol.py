@@ -91,6 +91,10 @@ class World(Protocol):
         """Record workflow names a deployment can run (for the SQL start API)."""
         ...
 
+    def registered_workflows(self) -> list[str]:
+        """Every workflow name any deployment has registered, sorted."""
+        ...
+
     # -- event log ---------------------------------------------------------------
     def create_run(
         self,

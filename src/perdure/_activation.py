@@ -1,0 +1,236 @@
+"""Advancing runs: workflow activations and step completions, each one commit.
+
+Two entry points share one commit routine:
+
+- :meth:`Advancer.activate` runs for a claimed workflow job: take the run's live
+  instance from the cache (or replay the log into a new one), apply the events it
+  has not seen, start the run or fire due timers, and commit the new events.
+- :meth:`Advancer.complete_step` runs when a step finishes on this worker: when the
+  run's instance is cached, the step's result is delivered to it at once and the
+  result, the workflow's next commands and the claims of its next steps commit in
+  one transaction (one commit per sequential step). Otherwise the result commits
+  with a continuation job.
+
+Every commit is guarded by the log's result position (``expected_result_seq``): a
+result another worker appended meanwhile makes it fail with ``StaleStateError``,
+and the instance is dropped and rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._cache import InstanceCache
+from ._decorators import StepFunction, get_workflow
+from ._failures import describe
+from ._replay import Batch, WorkflowInstance
+from ._serialization import decode
+from .errors import (
+    CorruptedEventLogError,
+    EntityConflictError,
+    HookTokenConflictError,
+    NonDeterminismError,
+    SerializationError,
+    StaleStateError,
+    WorkflowNotFoundError,
+)
+from .world import RUN_TERMINAL, NewEvent, NewJob, World
+
+logger = logging.getLogger(__name__)
+
+MAX_RACES = 8
+
+
+@dataclass
+class LocalStep:
+    """A step this worker claimed in the commit that created it."""
+
+    run_id: str
+    correlation_id: str
+    step: StepFunction[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    job_id: int
+    attempt: int = 1
+
+
+class Advancer:
+    def __init__(self, world: World, cache: InstanceCache, worker_id: str, *,
+                 lease_seconds: float, webhook_base: str, max_payload_bytes: int | None,
+                 reserve: Callable[[int], int], on_future_job: Callable[[float], None]) -> None:
+        self.world = world
+        self.cache = cache
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.webhook_base = webhook_base
+        self.max_payload_bytes = max_payload_bytes
+        self._reserve = reserve            # capacity for n local steps -> granted count
+        self._on_future_job = on_future_job  # a job of ours comes due at this time
+        self.replays = 0                   # instances rebuilt from the log
+        self.events_read = 0               # events loaded from the database
+
+    # == workflow jobs ========================================================
+    def activate(self, run_id: str, job_id: int | None) -> list[LocalStep]:
+        ack = [job_id] if job_id is not None else []
+        for _ in range(MAX_RACES):
+            with self.cache.lock(run_id):
+                try:
+                    return self._activate_locked(run_id, ack)
+                except StaleStateError:
+                    self.cache.evict(run_id)
+        raise RuntimeError(f"run {run_id}: lost {MAX_RACES} races in a row")
+
+    def _activate_locked(self, run_id: str, ack: list[int]) -> list[LocalStep]:
+        run = self.world.get_run(run_id)
+        if run is None or run.status in RUN_TERMINAL:
+            self.cache.evict(run_id)
+            if ack:
+                self.world.ack(self.worker_id, ack)
+            return []
+        try:
+            inst = self._catch_up(run_id, self.cache.get(run_id))
+            now = time.time()
+            if not inst.started:
+                inst.start(now)
+            for cid in inst.due_timers(now):
+                inst.deliver(NewEvent("wait_completed", cid, None, now))
+        except WorkflowNotFoundError as exc:
+            # Maybe a newer deployment knows it: hand the run back for later.
+            logger.warning("%s; run %s is put back for another worker", exc, run_id)
+            self.cache.evict(run_id)
+            retry_at = time.time() + 10.0
+            self.world.enqueue([NewJob("workflow", run_id, due_at=retry_at)])
+            if ack:
+                self.world.ack(self.worker_id, ack)
+            return []
+        except (CorruptedEventLogError, NonDeterminismError, SerializationError) as exc:
+            self.cache.evict(run_id)
+            self._fail_run(run_id, exc, ack)
+            return []
+        return self._commit(inst, inst.take_batch(), ack)
+
+    def _catch_up(self, run_id: str, inst: WorkflowInstance | None) -> WorkflowInstance:
+        after = inst.last_seq if inst is not None else 0
+        events = self.world.list_events(run_id, after_seq=after)
+        self.events_read += len(events)
+        if inst is None:
+            self.replays += 1
+            inst = self._new_instance(run_id, events)
+        inst.replay(events)
+        return inst
+
+    def _new_instance(self, run_id: str, events: list[Any]) -> WorkflowInstance:
+        if not events or events[0].event_type != "run_created":
+            raise CorruptedEventLogError(f"run {run_id}: the log does not begin with run_created")
+        data = events[0].data or {}
+        name = str(data.get("workflow"))
+        wf = get_workflow(name)
+        if wf is None:
+            raise WorkflowNotFoundError(f"workflow {name!r} is not registered in this worker")
+        args = decode(data.get("input") or [])
+        if not isinstance(args, list):
+            raise CorruptedEventLogError(f"run {run_id}: input is not a list of arguments")
+        return WorkflowInstance(run_id, wf, args, webhook_base=self.webhook_base,
+                                max_payload_bytes=self.max_payload_bytes)
+
+    # == step results =========================================================
+    def complete_step(self, run_id: str, outcome: NewEvent, job_id: int) -> list[LocalStep]:
+        """Record a step's final outcome (``step_completed`` / ``step_failed``)."""
+        with self.cache.lock(run_id):
+            inst = self.cache.get(run_id)
+            if inst is not None and not inst.terminal:
+                try:
+                    inst.deliver(outcome)
+                    return self._commit(inst, inst.take_batch(), [job_id])
+                except (StaleStateError, CorruptedEventLogError, NonDeterminismError):
+                    self.cache.evict(run_id)
+                except EntityConflictError:
+                    self.cache.evict(run_id)
+                    self.world.ack(self.worker_id, [job_id])
+                    return []
+        try:
+            self.world.append(run_id, [outcome], jobs=[NewJob("workflow", run_id)], ack=[job_id])
+        except EntityConflictError:  # the run ended or another attempt finished first
+            self.world.ack(self.worker_id, [job_id])
+        return []
+
+    # == the one commit =====================================================
+    def _commit(self, inst: WorkflowInstance, batch: Batch, ack: list[int]) -> list[LocalStep]:
+        run_id = inst.run_id
+        events = list(batch.events)
+        jobs: list[NewJob] = []
+        local: list[tuple[int, Any]] = []
+        if not batch.finished and batch.new_steps:
+            granted = self._reserve(len(batch.new_steps))
+            for i, new in enumerate(batch.new_steps):
+                mine = i < granted
+                if mine:
+                    events.append(NewEvent("step_started", new.correlation_id, {"attempt": 1},
+                                           inst.perdure_now))
+                    local.append((len(jobs), new))
+                jobs.append(NewJob("step", run_id, new.correlation_id,
+                                   claimed_by=self.worker_id if mine else None,
+                                   lease_seconds=self.lease_seconds))
+        else:
+            granted = 0
+        next_timer = None if batch.finished else inst.next_timer()
+        if next_timer is not None:
+            jobs.append(NewJob("workflow", run_id, due_at=next_timer))
+        try:
+            result = self.world.append(
+                run_id, events, expected_result_seq=inst.result_seq, jobs=jobs, ack=ack,
+                consumed=True, close_streams=batch.finished,
+            )
+        except HookTokenConflictError as exc:
+            self._release(granted, run_id)
+            self.cache.evict(run_id)
+            self._fail_run(run_id, exc, ack)
+            return []
+        except BaseException:
+            self._release(granted, run_id)
+            raise
+        inst.committed(result.last_seq, result.events)
+        if next_timer is not None:
+            self._on_future_job(next_timer)
+        if batch.finished or inst.terminal:
+            self.cache.evict(run_id)
+        else:
+            self.cache.put(run_id, inst)
+        return [LocalStep(run_id, new.correlation_id, new.step, new.args, new.kwargs,
+                          result.job_ids[index]) for index, new in local]
+
+    def _release(self, granted: int, run_id: str) -> None:
+        if granted:
+            self._reserve(-granted)
+
+    def _fail_run(self, run_id: str, exc: BaseException, ack: list[int]) -> None:
+        logger.error("run %s failed: %s", run_id, exc, extra={"run_id": run_id})
+        ended = end_run(self.world, run_id, NewEvent("run_failed", None, {"error": describe(exc)}),
+                        ack=ack)
+        if not ended and ack:
+            self.world.ack(self.worker_id, ack)
+
+
+def end_run(world: World, run_id: str, terminal: NewEvent, *, ack: list[int] | None = None) -> bool:
+    """End a run from outside its workflow body (cancel, a corrupted log): dispose its
+    live hooks and append ``terminal`` in one commit, retried if the log moves.
+    False when the run had already ended."""
+    for _ in range(MAX_RACES):
+        run = world.get_run(run_id)
+        if run is None or run.status in RUN_TERMINAL:
+            return False
+        hooks = world.list_hooks(run_id=run_id, status="active").items
+        events = [NewEvent("hook_disposed", h.correlation_id) for h in hooks] + [terminal]
+        try:
+            world.append(run_id, events, expected_seq=run.last_seq, ack=ack or (),
+                         consumed=True, close_streams=True)
+            return True
+        except StaleStateError:
+            continue
+        except EntityConflictError:
+            return False
+    raise RuntimeError(f"run {run_id}: could not be ended, its log keeps moving")

@@ -1,0 +1,184 @@
+"""``Run``: a handle on one run, for any process that can reach the database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._primitives import DEFAULT_STREAM
+from ._serialization import decode
+from ._streams import read_stream, read_stream_async
+from .errors import RunCancelledError, RunFailedError, RunNotFoundError
+from .world import RUN_TERMINAL, RunRecord
+from .world import Event as _WorldEvent
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    event_type: str
+    correlation_id: str | None
+    data: Any
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    correlation_id: str
+    name: str
+    status: str
+    attempt: int
+    output: Any
+    error: dict[str, Any] | None
+    created_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+def public_event(e: _WorldEvent) -> Event:
+    return Event(e.seq, e.event_type, e.correlation_id, decode(e.data, strict=False),
+                 _when(e.created_at) or dt.datetime.now(dt.timezone.utc))
+
+
+class Run:
+    def __init__(self, engine: Engine, run_id: str, record: RunRecord | None = None) -> None:
+        self.engine = engine
+        self.id = run_id
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<perdure Run {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- state ---------------------------------------------------------------
+    def record(self) -> RunRecord:
+        record = self.engine.world.get_run(self.id)
+        if record is None:
+            raise RunNotFoundError(f"no run {self.id}")
+        self._record = record
+        return record
+
+    @property
+    def workflow_name(self) -> str:
+        return (self._record or self.record()).workflow_name
+
+    def status(self) -> str:
+        return self.record().status
+
+    def events(self) -> list[Event]:
+        return [public_event(e) for e in self.engine.world.list_events(self.id)]
+
+    def steps(self) -> list[StepInfo]:
+        outcomes: dict[str, tuple[Any, dict[str, Any] | None]] = {}
+        for e in self.engine.world.list_events(self.id, types=["step_completed", "step_failed"]):
+            data = e.data or {}
+            if e.event_type == "step_completed":
+                outcomes[e.correlation_id or ""] = (decode(data.get("output"), strict=False), None)
+            else:
+                outcomes[e.correlation_id or ""] = (None, data.get("error"))
+        steps = []
+        for s in self.engine.world.list_steps(self.id, limit=1_000_000).items:
+            output, error = outcomes.get(s.correlation_id, (None, None))
+            steps.append(StepInfo(s.correlation_id, s.name, s.status, s.attempt, output, error,
+                                  _when(s.created_at), _when(s.started_at), _when(s.completed_at)))
+        return steps
+
+    # -- waiting ---------------------------------------------------------------
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end; its return value, or the error it ended with."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
+        try:
+            while True:
+                record = self.record()
+                if record.status in RUN_TERMINAL:
+                    return self._outcome(record)
+                wait = self.engine.poll_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"run {self.id} is still {record.status}")
+                    wait = min(wait, left)
+                sub.wait(wait)
+        finally:
+            sub.close()
+
+    def _outcome(self, record: RunRecord) -> Any:
+        last = self.engine.world.list_events(self.id, after_seq=record.last_seq - 1)
+        data = (last[0].data or {}) if last else {}
+        if record.status == "completed":
+            return decode(data.get("output"), strict=False)
+        if record.status == "cancelled":
+            raise RunCancelledError(f"run {self.id} was cancelled")
+        error = data.get("error") or {}
+        raise RunFailedError(
+            f"run {self.id} failed: {error.get('type', 'Error')}: {error.get('message', '')}", error
+        )
+
+    def cancel(self) -> bool:
+        """Cancel the run: no pending step starts, running async steps are cancelled.
+        False when it had already ended."""
+        return self.engine._cancel(self.id)
+
+    def stream(self, name: str | None = None, start_index: int = 0) -> Iterator[Any]:
+        """The chunks of stream ``name``: stored ones from ``start_index`` (negative:
+        from the tail), then live ones until the stream closes."""
+        return read_stream(self.engine.world, self.id, name or DEFAULT_STREAM, start_index,
+                           self.engine.poll_interval)
+
+    # -- async twins -------------------------------------------------------------
+    async def status_async(self) -> str:
+        return await asyncio.to_thread(self.status)
+
+    async def result_async(self, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
+        try:
+            while True:
+                record = await asyncio.to_thread(self.record)
+                if record.status in RUN_TERMINAL:
+                    return await asyncio.to_thread(self._outcome, record)
+                wait = self.engine.poll_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"run {self.id} is still {record.status}")
+                    wait = min(wait, left)
+                await sub.wait_async(wait)
+        finally:
+            sub.close()
+
+    async def cancel_async(self) -> bool:
+        return await asyncio.to_thread(self.cancel)
+
+    async def events_async(self) -> list[Event]:
+        return await asyncio.to_thread(self.events)
+
+    async def steps_async(self) -> list[StepInfo]:
+        return await asyncio.to_thread(self.steps)
+
+    def stream_async(self, name: str | None = None, start_index: int = 0) -> AsyncIterator[Any]:
+        return read_stream_async(self.engine.world, self.id, name or DEFAULT_STREAM,
+                                 start_index, self.engine.poll_interval)
+
+
+class RunList(list[Run]):
+    """A page of runs, newest first; ``next_cursor`` fetches the next page."""
+
+    next_cursor: str | None = None

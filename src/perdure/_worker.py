@@ -1,0 +1,266 @@
+"""The worker: claims jobs, runs activations and steps, renews leases, recovers runs.
+
+Threads: one dispatcher (claims while there are free slots, then sleeps on the
+``jobs`` wake-up), ``concurrency`` executor threads, a heartbeat and a recovery
+sweeper. A slot is held from claim to acknowledgement. Steps a workflow creates
+are claimed in the same commit when slots are free, and the thread that committed
+runs the first of them itself: a sequential workflow never goes through the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import _recovery
+from ._activation import Advancer, LocalStep
+from ._cache import InstanceCache
+from ._decorators import get_step
+from ._leases import Heartbeat
+from ._serialization import decode
+from ._steps import RunningSteps, run_attempt
+from .errors import EntityConflictError
+from .world import STEP_TERMINAL, Job, NewEvent, NewJob, World, uuid7
+
+logger = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, world: World, *, concurrency: int = 16, lease_seconds: float = 30.0,
+                 poll_interval: float = 1.0, recovery_interval: float = 60.0,
+                 worker_id: str | None = None, webhook_base: str = "",
+                 max_payload_bytes: int | None = None, cache_size: int = 1000) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.world = world
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-8:]}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.recovery_interval = recovery_interval
+        self.max_payload_bytes = max_payload_bytes
+        self.cache = InstanceCache(cache_size)
+        self.running = RunningSteps()
+        self.advancer = Advancer(
+            world, self.cache, self.id, lease_seconds=lease_seconds, webhook_base=webhook_base,
+            max_payload_bytes=max_payload_bytes, reserve=self._reserve,
+            on_future_job=self._note_future_job,
+        )
+        self._slots_lock = threading.Lock()
+        self._busy = 0
+        self._held: dict[int, str] = {}  # job id -> run id, for lease renewal
+        self._next_due: float | None = None
+        self._stop = threading.Event()
+        self._drained = threading.Condition(self._slots_lock)
+        self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
+        self._wake = world.notifier.subscribe("jobs")
+        self._threads: list[threading.Thread] = []
+        self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_ids,
+                                    self._check_cancelled)
+        self.jobs_done = 0
+
+    # == lifecycle ==========================================================
+    def start(self) -> None:
+        for target, name in ((self._dispatch_loop, "perdure-dispatcher"),
+                             (self._recovery_loop, "perdure-recovery")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._heartbeat.start()
+        logger.info("worker %s started (concurrency %d)", self.id, self.concurrency)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, let in-flight work finish (up to ``timeout``), give back the rest."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._drained:
+            while self._busy > 0 and time.monotonic() < deadline:
+                self._drained.wait(deadline - time.monotonic())
+            leftover = list(self._held)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._heartbeat.stop()
+        if leftover:
+            try:
+                self.world.release(self.id, leftover)
+            except Exception:  # noqa: BLE001 - leases expire anyway
+                logger.warning("could not release jobs %s", leftover, exc_info=True)
+        for run_id in self.running.run_ids():
+            self.running.cancel_run(run_id)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._wake.close()
+        self.cache.clear()
+        logger.info("worker %s stopped", self.id)
+
+    # == slots ==============================================================
+    def _reserve(self, n: int) -> int:
+        with self._slots_lock:
+            if n < 0:
+                self._busy += n
+                self._drained.notify_all()
+                return 0
+            if self._stop.is_set():
+                return 0
+            granted = max(0, min(n, self.concurrency - self._busy))
+            self._busy += granted
+            return granted
+
+    def _hold(self, job_id: int, run_id: str) -> None:
+        with self._slots_lock:
+            self._held[job_id] = run_id
+
+    def _finish(self, job_id: int) -> None:
+        with self._slots_lock:
+            self._held.pop(job_id, None)
+            self._busy -= 1
+            self.jobs_done += 1
+            self._drained.notify_all()
+        self._wake.set()  # a slot is free: the dispatcher may claim again
+
+    def _held_ids(self) -> list[int]:
+        with self._slots_lock:
+            return list(self._held)
+
+    def _note_future_job(self, due_at: float) -> None:
+        with self._slots_lock:
+            if self._next_due is None or due_at < self._next_due:
+                self._next_due = due_at
+        self._wake.set()
+
+    # == dispatching ========================================================
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = self._claim_some()
+            except Exception:  # noqa: BLE001 - database away: retry after a pause
+                logger.warning("claiming jobs failed; retrying", exc_info=True)
+                self._stop.wait(min(1.0, self.poll_interval))
+                continue
+            if not claimed:
+                self._wake.wait(self._idle_timeout())
+
+    def _claim_some(self) -> int:
+        free = self._reserve(self.concurrency)
+        if free == 0:
+            return 0
+        try:
+            jobs = self.world.claim(self.id, limit=free, lease_seconds=self.lease_seconds)
+        except BaseException:
+            self._reserve(-free)
+            raise
+        if len(jobs) < free:
+            self._reserve(-(free - len(jobs)))
+        for job in jobs:
+            self._hold(job.id, job.run_id)
+            self._executor.submit(self._run_job, job)
+        return len(jobs)
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        with self._slots_lock:
+            if self._next_due is not None:
+                until = self._next_due - time.time()
+                if until <= 0:
+                    self._next_due = None
+                    return 0.0
+                timeout = min(timeout, until)
+        return timeout
+
+    # == running jobs =======================================================
+    def _run_job(self, job: Job) -> None:
+        local: list[LocalStep] = []
+        try:
+            if job.kind == "workflow":
+                local = self.advancer.activate(job.run_id, job.id)
+            else:
+                local = self._run_claimed_step(job)
+        except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
+            logger.exception("job %s (%s, run %s) failed", job.id, job.kind, job.run_id)
+        finally:
+            self._finish(job.id)
+        self._run_chain(local)
+
+    def _run_chain(self, local: list[LocalStep]) -> None:
+        """Run steps claimed locally: the first on this thread, the rest on others."""
+        while local:
+            first, rest = local[0], local[1:]
+            for other in rest:
+                self._hold(other.job_id, other.run_id)
+                self._executor.submit(self._run_chain, [other])
+            self._hold(first.job_id, first.run_id)
+            try:
+                local = self._execute(first)
+            except Exception:  # noqa: BLE001
+                logger.exception("step %s of run %s failed to record", first.correlation_id,
+                                 first.run_id)
+                local = []
+            finally:
+                self._finish(first.job_id)
+
+    def _execute(self, ls: LocalStep) -> list[LocalStep]:
+        outcome = run_attempt(ls.step, ls.args, ls.kwargs, run_id=ls.run_id,
+                              correlation_id=ls.correlation_id, attempt=ls.attempt,
+                              world=self.world, running=self.running,
+                              max_payload_bytes=self.max_payload_bytes)
+        if outcome.final:
+            return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id)
+        assert outcome.retry_at is not None
+        try:
+            self.world.append(ls.run_id, [outcome.event], jobs=[
+                NewJob("step", ls.run_id, ls.correlation_id, due_at=outcome.retry_at)])
+            self._note_future_job(outcome.retry_at)
+        except EntityConflictError:
+            self.world.ack(self.id, [ls.job_id])
+        return []
+
+    def _run_claimed_step(self, job: Job) -> list[LocalStep]:
+        run_id, cid = job.run_id, job.correlation_id or ""
+        record = self.world.get_step(run_id, cid)
+        step = get_step(record.name) if record is not None else None
+        if record is None or record.status in STEP_TERMINAL or step is None:
+            if record is not None and step is None and record.status not in STEP_TERMINAL:
+                logger.warning("step %r is not registered in this worker; run %s",
+                               record.name, run_id)
+                self.world.release(self.id, [job.id])
+                return []
+            self.world.ack(self.id, [job.id])
+            return []
+        attempt = record.attempt + 1
+        try:
+            self.world.append(run_id, [NewEvent("step_started", cid, {"attempt": attempt})])
+        except EntityConflictError:  # the run ended or the step finished meanwhile
+            self.world.ack(self.id, [job.id])
+            return []
+        args, kwargs = self._step_input(run_id, cid)
+        return self._execute(LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt))
+
+    def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
+        for event in self.world.list_events(run_id, types=["step_created"]):
+            if event.correlation_id == cid:
+                data = event.data or {}
+                return decode(data.get("args") or []), decode(data.get("kwargs") or {})
+        raise EntityConflictError(f"run {run_id}: no step_created for {cid}")
+
+    # == background =========================================================
+    def _recovery_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                count = _recovery.sweep(self.world)
+                if count:
+                    logger.info("recovery re-enqueued %d runs", count)
+            except Exception:  # noqa: BLE001 - try again next round
+                logger.warning("recovery sweep failed", exc_info=True)
+            if self._stop.wait(self.recovery_interval):
+                return
+
+    def _check_cancelled(self) -> None:
+        for run_id in self.running.run_ids():
+            run = self.world.get_run(run_id)
+            if run is not None and run.status == "cancelled":
+                self.running.cancel_run(run_id)
