@@ -94,6 +94,7 @@ class WorkflowInstance:
                     f"run {self.run_id}: event seq {e.seq} ({e.event_type}) after the run ended"
                 )
             self._apply(e)
+            self._check_fatal()
             self.last_seq = e.seq
             if e.event_type in RESULT_EVENTS:
                 self.result_seq = e.seq

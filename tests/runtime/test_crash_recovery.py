@@ -1,0 +1,73 @@
+"""A SIGKILLed worker's step is finished by another; stranded runs are recovered."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from perdure import Engine
+from perdure.world import NewEvent, dumps
+
+from . import workflows as w
+from ._processes import execute_sql, kill, spawn_worker, stop, wait_for
+
+
+def test_sigkilled_worker_mid_step_is_finished_by_another(backend_url: str, tmp_path: Path) -> None:
+    client = Engine(backend_url)
+    run = client.start(w.crash_wf, str(tmp_path))
+    first = spawn_worker(backend_url, lease=2.0)
+    try:
+        wait_for(lambda: (tmp_path / "in-step").exists(), timeout=60)
+        kill(first)
+        second = spawn_worker(backend_url, lease=2.0)
+        try:
+            result = run.result(timeout=60)
+        finally:
+            stop(second)
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert result == f"done by {second.pid}"
+    completed = [e for e in run.events() if e.event_type == "step_completed"]
+    assert len(completed) == 1  # the result is recorded exactly once
+    attempts = sorted(p.name.split("-")[1] for p in tmp_path.glob("attempt-*"))
+    assert attempts == ["1", "2"]
+    [step] = run.steps()
+    assert step.status == "completed" and step.attempt == 2
+    client.shutdown()
+
+
+def test_recovery_reenqueues_stranded_runs_and_leaves_parked_ones(backend_url: str) -> None:
+    client = Engine(backend_url)
+    pending = [client.start(w.addition, i, i) for i in range(5)]
+    parked_hook = client.start(w.hooks, f"parked-{uuid.uuid4()}")
+    parked_timer = client.start(w.sleeper, 3600)
+    resumed_token = f"resumed-{uuid.uuid4()}"
+    resumed = client.start(w.hook_then_step, resumed_token)
+    with Engine(backend_url, recovery_interval=3600).launch() as first:
+        wait_for(lambda: all(r.status() == "running" for r in (parked_hook, parked_timer, resumed)))
+        for r in pending:
+            r.result(timeout=30)
+        pending = [client.start(w.addition, 10 + i, 1) for i in range(5)]
+        first.worker.stop(timeout=5)  # type: ignore[union-attr]
+        first.worker = None
+    client.resume_hook(resumed_token, "hello")  # a received hook, unconsumed
+    # A run whose step exists but whose job was lost.
+    half = client.world.create_run("sequential", "[1]", run_id=str(uuid.uuid4()))[0]
+    client.world.append(half.id, [NewEvent("run_started", None, {"seed": 1}),
+                                  NewEvent("step_created", "s1", {"name": "noop", "args": [0]})])
+    # A run whose input cannot be decoded.
+    bad = client.world.create_run("addition", dumps([{"__t": "bogus", "v": 1}]),
+                                  run_id=str(uuid.uuid4()))[0]
+    execute_sql(backend_url, "DELETE FROM jobs")  # the queue is lost
+    assert client.world.list_jobs() == []
+
+    with Engine(backend_url).launch():
+        assert [r.result(timeout=30) for r in pending] == [[10 + i + 1] for i in range(5)]
+        assert resumed.result(timeout=30) == "hello"
+        assert client.get_run(half.id).result(timeout=30) == 0
+        wait_for(lambda: client.get_run(bad.id).status() == "failed")
+    assert parked_hook.status() == "running" and parked_timer.status() == "running"
+    assert client.world.list_jobs(run_id=parked_hook.id) == []
+    assert client.world.list_jobs(run_id=parked_timer.id) == []
+    client.shutdown()
