@@ -19,6 +19,7 @@ and the instance is dropped and rebuilt from the log.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class Advancer:
         self.max_payload_bytes = max_payload_bytes
         self._reserve = reserve            # capacity for n local steps -> granted count
         self._on_future_job = on_future_job  # a job of ours comes due at this time
+        self._inbox: dict[str, list[tuple[NewEvent, int]]] = {}
+        self._inbox_guard = threading.Lock()
         self.replays = 0                   # instances rebuilt from the log
         self.events_read = 0               # events loaded from the database
 
@@ -139,24 +142,44 @@ class Advancer:
 
     # == step results =========================================================
     def complete_step(self, run_id: str, outcome: NewEvent, job_id: int) -> list[LocalStep]:
-        """Record a step's final outcome (``step_completed`` / ``step_failed``)."""
+        """Record a step's final outcome (``step_completed`` / ``step_failed``).
+
+        Group commit: outcomes of one run that arrive while another thread holds the
+        run's lock wait in an inbox; whoever takes the lock next delivers all of them
+        and commits them together.
+        """
+        with self._inbox_guard:
+            self._inbox.setdefault(run_id, []).append((outcome, job_id))
         with self.cache.lock(run_id):
+            with self._inbox_guard:
+                items = self._inbox.pop(run_id, [])
+            if not items:
+                return []  # another thread committed ours
             inst = self.cache.get(run_id)
             if inst is not None and not inst.terminal:
                 try:
-                    inst.deliver(outcome)
-                    return self._commit(inst, inst.take_batch(), [job_id])
+                    for event, _ in items:
+                        inst.deliver(event)
+                    return self._commit(inst, inst.take_batch(), [j for _, j in items])
                 except (StaleStateError, CorruptedEventLogError, NonDeterminismError):
                     self.cache.evict(run_id)
                 except EntityConflictError:
                     self.cache.evict(run_id)
-                    self.world.ack(self.worker_id, [job_id])
-                    return []
-        try:
-            self.world.append(run_id, [outcome], jobs=[NewJob("workflow", run_id)], ack=[job_id])
-        except EntityConflictError:  # the run ended or another attempt finished first
-            self.world.ack(self.worker_id, [job_id])
+            self._record_outcomes(run_id, items)
         return []
+
+    def _record_outcomes(self, run_id: str, items: list[tuple[NewEvent, int]]) -> None:
+        """Without a live instance: the outcomes and a continuation job, one commit."""
+        events, acks = [e for e, _ in items], [j for _, j in items]
+        try:
+            self.world.append(run_id, events, jobs=[NewJob("workflow", run_id)], ack=acks)
+            return
+        except EntityConflictError:
+            if len(items) == 1:  # the run ended or another attempt finished first
+                self.world.ack(self.worker_id, acks)
+                return
+        for item in items:
+            self._record_outcomes(run_id, [item])
 
     # == the one commit =====================================================
     def _commit(self, inst: WorkflowInstance, batch: Batch, ack: list[int]) -> list[LocalStep]:
