@@ -1,0 +1,191 @@
+"""The event log: runs are created and events appended, each batch in one
+transaction with the projection changes it implies, its jobs and its acks.
+
+Legality is decided by SQL: one guarded statement per event type
+(``apply_<event_type>`` in ``sql/queries.sql``). An UPDATE that matches no row, or
+an INSERT that hits a key, means the event is not a legal transition now; the
+whole batch is rolled back and ``EntityConflictError`` raised.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import (
+    EntityConflictError,
+    HookTokenConflictError,
+    RunNotFoundError,
+    StaleStateError,
+)
+from ...world import (
+    EVENT_TYPES,
+    RESULT_EVENTS,
+    RUN_TERMINAL,
+    RUN_TERMINAL_EVENTS,
+    TRANSITIONS,
+    AppendResult,
+    Event,
+    NewEvent,
+    NewJob,
+    RunRecord,
+    dumps,
+    loads,
+)
+from . import _convert
+from ._connection import Q, SqliteBase
+from ._queue import delete_jobs, insert_jobs
+from ._streams import close_run_streams, stream_key
+
+# One guarded statement per event type (run_created only comes from create_run).
+_NEEDED = {f"apply_{name}" for name in EVENT_TYPES - {"run_created"}}
+if not Q.keys() >= _NEEDED:  # pragma: no cover - a broken queries.sql
+    raise ImportError(f"sqlite queries.sql lacks {sorted(_NEEDED - Q.keys())}")
+
+
+def _projection_fields(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The event data a projection reads (the table in ``world/_protocol.py``)."""
+    try:
+        if event_type == "step_created":
+            return {"name": str(data.get("name", ""))}
+        if event_type == "step_retrying":
+            retry_after = data.get("retry_after")
+            return {"retry_after": None if retry_after is None else float(retry_after)}
+        if event_type == "wait_created":
+            return {"resume_at": float(data["resume_at"])}
+        if event_type == "hook_created":
+            return {"token": str(data["token"]), "is_webhook": bool(data.get("webhook"))}
+    except KeyError as exc:
+        raise ValueError(f"{event_type} needs data[{exc.args[0]!r}]") from None
+    return {}
+
+
+def _apply(
+    conn: sqlite3.Connection, run_id: str, event: NewEvent, seq: int, ts: float, run_status: str
+) -> str:
+    """Apply one event's projection change; returns the run's status after it."""
+    kind = event.event_type
+    transition = TRANSITIONS.get(kind)
+    if transition is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    if run_status in RUN_TERMINAL:
+        raise EntityConflictError(f"{kind}: run {run_id} has ended ({run_status})")
+    if transition.entity == "run":
+        if transition.from_status is None:
+            raise EntityConflictError(f"run {run_id} already exists")
+        params = {"run_id": run_id, "ts": ts}
+        if conn.execute(Q[f"apply_{kind}"], params).rowcount != 1:
+            raise EntityConflictError(f"{kind}: run {run_id} is {run_status}")
+        return transition.to_status
+
+    cid = event.correlation_id
+    if cid is None:
+        raise EntityConflictError(f"{kind} names no {transition.entity} (correlation_id is None)")
+    params = {"run_id": run_id, "cid": cid, "seq": seq, "ts": ts}
+    params.update(_projection_fields(kind, event.data or {}))
+    if transition.from_status is not None:
+        if conn.execute(Q[f"apply_{kind}"], params).rowcount != 1:
+            row = conn.execute(Q[f"status_{transition.entity}"], params).fetchone()
+            state = "does not exist" if row is None else f"is {row['status']}"
+            raise EntityConflictError(f"{kind}: {transition.entity} {cid!r} {state}")
+        return run_status
+    if kind == "hook_created":
+        holder = conn.execute(Q["active_hook_token"], params).fetchone()
+        if holder is not None and (holder["run_id"], holder["correlation_id"]) != (run_id, cid):
+            raise HookTokenConflictError(str(params["token"]))
+    try:
+        conn.execute(Q[f"apply_{kind}"], params)
+    except sqlite3.IntegrityError:
+        raise EntityConflictError(f"{kind}: {transition.entity} {cid!r} already exists") from None
+    return run_status
+
+
+class EventLog(SqliteBase):
+    def create_run(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        idempotency_key: str | None = None,
+        created_at: float | None = None,
+    ) -> tuple[RunRecord, bool]:
+        now = time.time()
+        ts = now if created_at is None else created_at
+        data = {"workflow": workflow_name, "input": loads(input_json),
+                "idempotency_key": idempotency_key}
+        event = {"run_id": run_id, "seq": 1, "event_type": "run_created",
+                 "correlation_id": None, "data": dumps(data), "created_at": ts}
+        with self._write() as conn:
+            if idempotency_key is not None:
+                found = conn.execute(Q["get_run_by_key"], {"key": idempotency_key}).fetchone()
+                if found is not None:
+                    return _convert.run(found), False
+            conn.execute(Q["insert_run"], {"run_id": run_id, "workflow": workflow_name,
+                                          "key": idempotency_key, "created_at": ts, "now": now})
+            conn.execute(Q["insert_event"], event)
+            insert_jobs(conn, [NewJob("workflow", run_id)], now)
+            row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+        self._publish("jobs")
+        return _convert.run(row), True
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_seq: int | None = None,
+        expected_result_seq: int | None = None,
+        jobs: Sequence[NewJob] = (),
+        ack: Sequence[int] = (),
+        consumed: bool = False,
+        close_streams: bool = False,
+    ) -> AppendResult:
+        now = time.time()
+        # Serialize before taking the write lock: payloads may be megabytes.
+        texts = [None if ev.data is None else dumps(ev.data) for ev in events]
+        with self._write() as conn:
+            run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+            if run is None:
+                raise RunNotFoundError(run_id)
+            if expected_seq is not None and expected_seq != run["last_seq"]:
+                raise StaleStateError(
+                    f"run {run_id}: expected last seq {expected_seq}, it is {run['last_seq']}")
+            if expected_result_seq is not None and expected_result_seq != run["result_seq"]:
+                raise StaleStateError(f"run {run_id}: expected result seq "
+                                      f"{expected_result_seq}, it is {run['result_seq']}")
+            status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
+            written: list[Event] = []
+            for event, text in zip(events, texts, strict=True):
+                seq += 1
+                ts = now if event.created_at is None else event.created_at
+                status = _apply(conn, run_id, event, seq, ts, status)
+                if event.event_type in RESULT_EVENTS:
+                    result_seq = seq
+                written.append(Event(run_id, seq, event.event_type, event.correlation_id,
+                                     None if text is None else loads(text), ts))
+            conn.executemany(Q["insert_event"], [
+                {"run_id": run_id, "seq": ev.seq, "event_type": ev.event_type,
+                 "correlation_id": ev.correlation_id, "data": text, "created_at": ev.created_at}
+                for ev, text in zip(written, texts, strict=True)
+            ])
+            if written or consumed:
+                conn.execute(Q["finish_append"], {"run_id": run_id, "last_seq": seq,
+                                                  "result_seq": result_seq,
+                                                  "consumed": consumed, "now": now})
+            # Acks first: a step job re-enqueued by this batch keeps its id.
+            delete_jobs(conn, ack)
+            job_ids, wake_jobs = insert_jobs(conn, jobs, now)
+            closed = close_run_streams(conn, run_id, now) if close_streams else []
+        if any(ev.event_type in RUN_TERMINAL_EVENTS for ev in written):
+            self._publish(f"run:{run_id}")
+        if wake_jobs:
+            self._publish("jobs")
+        for stream in closed:
+            self._publish(stream_key(run_id, stream))
+        return AppendResult(events=written, last_seq=seq, job_ids=job_ids)
+
+    def create_event(self, run_id: str, event: NewEvent) -> Event:
+        return self.append(run_id, [event]).events[0]

@@ -1,0 +1,136 @@
+"""The job queue: continuations of runs and executions of steps, with leases.
+
+A job is deleted (acknowledged) only after its work committed; a job whose lease
+ran out is claimable again. ``BEGIN IMMEDIATE`` serializes claimers, which is what
+``FOR UPDATE SKIP LOCKED`` buys on Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from ...world import Job, JobKind, NewJob
+from . import _convert
+from ._connection import Q, SqliteBase
+
+
+def insert_jobs(
+    conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float
+) -> tuple[list[int], bool]:
+    """Insert ``jobs`` in the caller's transaction. Returns their ids and whether
+    one of them is unclaimed and due now (so ``jobs`` should be woken)."""
+    ids: list[int] = []
+    wake = False
+    for new in jobs:
+        due_at = now if new.due_at is None else new.due_at
+        lease_expires_at = None if new.claimed_by is None else now + new.lease_seconds
+        params = {
+            "run_id": new.run_id,
+            "cid": new.correlation_id,
+            "due_at": due_at,
+            "claimed_by": new.claimed_by,
+            "lease_expires_at": lease_expires_at,
+            "now": now,
+        }
+        if new.kind == "workflow" and new.claimed_by is None:
+            name = "upsert_workflow_job"
+        elif new.kind == "workflow":
+            name = "insert_claimed_workflow_job"
+        elif new.kind == "step":
+            if new.correlation_id is None:
+                raise ValueError("a step job needs the step's correlation_id")
+            name = "upsert_step_job"
+        else:
+            raise ValueError(f"unknown job kind {new.kind!r}")
+        row = conn.execute(Q[name], params).fetchone()
+        ids.append(row["id"])
+        if new.claimed_by is None and row["due_at"] <= now:
+            wake = True
+    return ids, wake
+
+
+def delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[int]) -> None:
+    if job_ids:
+        conn.execute(Q["delete_jobs"], {"ids": json.dumps(list(job_ids))})
+
+
+class JobQueue(SqliteBase):
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[int]:
+        """Insert jobs outside any append (timers, sweeps). Wakes ``jobs`` when
+        one is claimable now."""
+        with self._write() as conn:
+            ids, wake = insert_jobs(conn, jobs, time.time())
+        if wake:
+            self._publish("jobs")
+        return ids
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        kinds: Sequence[JobKind] = ("workflow", "step"),
+    ) -> list[Job]:
+        if limit <= 0 or not kinds:
+            return []
+        params = {
+            "worker": worker_id,
+            "now": time.time(),
+            "lease": lease_seconds,
+            "kinds": json.dumps(list(kinds)),
+            "limit": limit,
+        }
+        with self._write() as conn:
+            rows = conn.execute(Q["claim_jobs"], params).fetchall()
+        jobs = [_convert.job(row) for row in rows]
+        return sorted(jobs, key=lambda j: (j.due_at, j.id))
+
+    def extend_leases(
+        self, worker_id: str, job_ids: Sequence[int], lease_seconds: float
+    ) -> list[int]:
+        if not job_ids:
+            return []
+        params = {
+            "worker": worker_id,
+            "ids": json.dumps(list(job_ids)),
+            "lease": lease_seconds,
+            "now": time.time(),
+        }
+        with self._write() as conn:
+            rows = conn.execute(Q["extend_leases"], params).fetchall()
+        return sorted(row["id"] for row in rows)
+
+    def ack(self, worker_id: str, job_ids: Sequence[int]) -> None:
+        """Only the holder acknowledges: a job another worker reclaimed after this
+        one's lease ran out stays, and is run (and acknowledged) by that worker."""
+        if not job_ids:
+            return
+        with self._write() as conn:
+            conn.execute(Q["ack_jobs"], {"worker": worker_id, "ids": json.dumps(list(job_ids))})
+
+    def release(self, worker_id: str, job_ids: Sequence[int]) -> None:
+        if not job_ids:
+            return
+        params = {"worker": worker_id, "ids": json.dumps(list(job_ids)), "now": time.time()}
+        with self._write() as conn:
+            conn.execute(Q["fold_released_workflow_jobs"], params)
+            conn.execute(Q["drop_folded_workflow_jobs"], params)
+            conn.execute(Q["release_jobs"], params)
+        self._publish("jobs")
+
+    def list_jobs(self, *, run_id: str | None = None) -> list[Job]:
+        return [_convert.job(row) for row in self._rows("list_jobs", {"run_id": run_id})]
+
+    def find_stranded_runs(
+        self, *, after_id: str | None, limit: int, now: float | None = None
+    ) -> list[str]:
+        params = {
+            "after_id": after_id or "",
+            "limit": limit,
+            "now": time.time() if now is None else now,
+        }
+        return [row["id"] for row in self._rows("find_stranded_runs", params)]
