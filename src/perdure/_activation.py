@@ -85,6 +85,9 @@ class Advancer:
                     return self._activate_locked(run_id, ack)
                 except StaleStateError:
                     self.cache.evict(run_id)
+                except BaseException:
+                    self.cache.evict(run_id)
+                    raise
         raise RuntimeError(f"run {run_id}: lost {MAX_RACES} races in a row")
 
     def _activate_locked(self, run_id: str, ack: list[int]) -> list[LocalStep]:
@@ -161,10 +164,14 @@ class Advancer:
                     for event, _ in items:
                         inst.deliver(event)
                     return self._commit(inst, inst.take_batch(), [j for _, j in items])
-                except (StaleStateError, CorruptedEventLogError, NonDeterminismError):
+                except (StaleStateError, CorruptedEventLogError, NonDeterminismError,
+                        EntityConflictError):
                     self.cache.evict(run_id)
-                except EntityConflictError:
+                except BaseException:
+                    # A dropped connection: the speculative advance may or may not
+                    # have committed. Drop the instance; leases sort out the rest.
                     self.cache.evict(run_id)
+                    raise
             self._record_outcomes(run_id, items)
         return []
 
