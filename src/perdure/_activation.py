@@ -191,22 +191,21 @@ class Advancer:
     # == the one commit =====================================================
     def _commit(self, inst: WorkflowInstance, batch: Batch, ack: list[int]) -> list[LocalStep]:
         run_id = inst.run_id
-        events = list(batch.events)
         jobs: list[NewJob] = []
         local: list[tuple[int, Any]] = []
+        claimed: set[str] = set()
+        granted = 0
         if not batch.finished and batch.new_steps:
             granted = self._reserve(len(batch.new_steps))
             for i, new in enumerate(batch.new_steps):
                 mine = i < granted
                 if mine:
-                    events.append(NewEvent("step_started", new.correlation_id, {"attempt": 1},
-                                           inst.perdure_now))
+                    claimed.add(new.correlation_id)
                     local.append((len(jobs), new))
                 jobs.append(NewJob("step", run_id, new.correlation_id,
                                    claimed_by=self.worker_id if mine else None,
                                    lease_seconds=self.lease_seconds))
-        else:
-            granted = 0
+        events = _with_claims(batch.events, claimed, inst.perdure_now)
         next_timer = None if batch.finished else inst.next_timer()
         if next_timer is not None:
             jobs.append(NewJob("workflow", run_id, due_at=next_timer))
@@ -243,6 +242,19 @@ class Advancer:
                         ack=ack)
         if not ended and ack:
             self.world.ack(self.worker_id, ack)
+
+
+def _with_claims(events: list[NewEvent], claimed: set[str], now: float) -> list[NewEvent]:
+    """Each claimed step's ``step_started`` right after its ``step_created`` (the
+    backends write such a pair as one row)."""
+    if not claimed:
+        return list(events)
+    out = []
+    for event in events:
+        out.append(event)
+        if event.event_type == "step_created" and event.correlation_id in claimed:
+            out.append(NewEvent("step_started", event.correlation_id, {"attempt": 1}, now))
+    return out
 
 
 def end_run(world: World, run_id: str, terminal: NewEvent, *, ack: list[int] | None = None) -> bool:
