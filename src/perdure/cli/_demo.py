@@ -11,7 +11,16 @@ from typing import Any
 
 import click
 
-from .. import Engine, RetryableError, StreamWriter, create_hook, get_writable, sleep, step, workflow
+from .. import (
+    Engine,
+    RetryableError,
+    StreamWriter,
+    create_hook,
+    get_writable,
+    sleep,
+    step,
+    workflow,
+)
 
 _attempts: dict[str, int] = {}
 
