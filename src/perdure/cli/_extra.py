@@ -10,7 +10,7 @@ _MODULES = ("_runs", "_hooks", "_streams", "_web", "_bench", "_chaos")
 
 
 def commands() -> list[click.Command]:
-    found = []
+    found: list[click.Command] = []
     for name in _MODULES:
         try:
             module = importlib.import_module(f"{__package__}.{name}")
