@@ -25,7 +25,9 @@ class WorkflowRuntime(Protocol):
 
     run_id: str
 
-    def call_step(self, step: StepFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]: ...
+    def call_step(
+        self, step: StepFunction[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]: ...
 
     def sleep(self, seconds: float) -> Awaitable[None]: ...
 

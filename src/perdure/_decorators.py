@@ -94,7 +94,9 @@ def _register(table: dict[str, Any], kind: str, name: str, obj: Any) -> None:
 @overload
 def workflow(fn: Callable[P, Any], /) -> WorkflowFunction[P, Any]: ...
 @overload
-def workflow(*, name: str | None = None) -> Callable[[Callable[P, Any]], WorkflowFunction[P, Any]]: ...
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Any]], WorkflowFunction[P, Any]]: ...
 
 
 def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:

@@ -21,7 +21,9 @@ def to_seconds(duration: float | int | dt.timedelta | str) -> float:
         text = duration.strip().lower().replace(" ", "")
         parts = _PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"cannot read duration {duration!r}: use e.g. '500ms', '5s', '10m', '1d'")
+            raise ValueError(
+                f"cannot read duration {duration!r}: use e.g. '500ms', '5s', '10m', '1d'"
+            )
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
         raise TypeError(f"cannot read a duration from {type(duration).__name__}")

@@ -30,7 +30,8 @@ class Engine:
         self.url = resolve_url(url)
         self.world: World = open_world(self.url, migrate=migrate)
         is_sqlite = self.url.startswith("sqlite:")
-        self.poll_interval = poll_interval if poll_interval is not None else (0.05 if is_sqlite else 1.0)
+        default_poll = 0.05 if is_sqlite else 1.0
+        self.poll_interval = poll_interval if poll_interval is not None else default_poll
         self.lease_seconds = lease_seconds or float(os.environ.get("PERDURE_LEASE_SECONDS", 30))
         self.concurrency = concurrency
         self.recovery_interval = recovery_interval
@@ -73,7 +74,8 @@ class Engine:
         self.shutdown()
 
     # -- starting ----------------------------------------------------------------
-    def _prepare(self, workflow: WorkflowFunction[Any, Any] | str, args: tuple[Any, ...]) -> tuple[str, str]:
+    def _prepare(self, workflow: WorkflowFunction[Any, Any] | str,
+                 args: tuple[Any, ...]) -> tuple[str, str]:
         if isinstance(workflow, WorkflowFunction):
             name = workflow.name
         elif isinstance(workflow, str):
@@ -89,6 +91,7 @@ class Engine:
         """Start a run; durable once this returns. With ``connection`` (psycopg 3, or a
         SQLAlchemy Connection over psycopg) the start joins the caller's transaction."""
         name, input_json = self._prepare(workflow, args)
+        idempotency_key = _idempotency_key(idempotency_key)
         if connection is not None:
             sql, params = self._start_statement(name, input_json, idempotency_key)
             row = _driver_connection(connection).execute(sql, params).fetchone()
@@ -110,6 +113,7 @@ class Engine:
             return await asyncio.to_thread(self.start, workflow, *args,
                                            idempotency_key=idempotency_key)
         name, input_json = await asyncio.to_thread(self._prepare, workflow, args)
+        idempotency_key = _idempotency_key(idempotency_key)
         sql, params = self._start_statement(name, input_json, idempotency_key)
         conn = _driver_connection(connection)
         cursor = await conn.execute(sql, params)
@@ -118,13 +122,15 @@ class Engine:
 
     # -- inspecting ----------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
-        record = self.world.get_run(run_id)
+        record = self.world.get_run(_lookup(run_id, "run id", RunNotFoundError, "no run {!r}"))
         if record is None:
             raise RunNotFoundError(f"no run {run_id}")
         return Run(self, run_id, record)
 
     def list_runs(self, status: str | None = None, workflow: str | None = None,
                   limit: int = 100, cursor: str | None = None) -> RunList:
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValueError("limit must be an integer from 1 to 10000")
         page = self.world.list_runs(status=status, workflow=workflow, limit=limit, cursor=cursor)
         runs = RunList(Run(self, r.id, r) for r in page.items)
         runs.next_cursor = page.next_cursor
@@ -141,6 +147,7 @@ class Engine:
     def resume_hook(self, token: str, payload: Any = None) -> None:
         """Deliver ``payload`` to the live hook holding ``token``."""
         data = {"payload": encode(payload, max_bytes=self.max_payload_bytes)}
+        token = _lookup(token, "hook token", HookNotFoundError, "no live hook with token {!r}")
         hook = self.world.get_hook_by_token(token)
         if hook is None:
             raise HookNotFoundError(f"no live hook with token {token!r}")
@@ -156,12 +163,47 @@ class Engine:
         await asyncio.to_thread(self.resume_hook, token, payload)
 
     def _cancel(self, run_id: str) -> bool:
-        if self.world.get_run(run_id) is None:
+        if self.world.get_run(_lookup(run_id, "run id", RunNotFoundError, "no run {!r}")) is None:
             raise RunNotFoundError(f"no run {run_id}")
         cancelled = end_run(self.world, run_id, NewEvent("run_cancelled", None, {}))
         if self.worker is not None:
             self.worker.running.cancel_run(run_id)
         return cancelled
+
+
+MAX_KEY_LENGTH = 512
+
+
+def _clean_text(value: Any) -> bool:
+    """A string a database can hold in a text column: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _lookup(value: Any, what: str, not_found: type[Exception], message: str) -> str:
+    """An id or token to look up: a string, else ``TypeError``; one that no row
+    can hold is simply not found (never a driver error)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    if not value or len(value) > 4 * MAX_KEY_LENGTH or not _clean_text(value):
+        raise not_found(message.format(value))
+    return value
+
+
+def _idempotency_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"idempotency_key must be a string, not {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_KEY_LENGTH or not _clean_text(value):
+        raise ValueError(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters of "
+                         "text without NUL characters or lone surrogates")
+    return value
 
 
 def _driver_connection(connection: Any) -> Any:

@@ -49,7 +49,8 @@ class Heartbeat:
         held = self._held()
         if held:
             renewed = set(self.world.extend_leases(self.worker_id, held, self.lease_seconds))
-            lost = [job_id for job_id in held if job_id not in renewed]
+            still_held = set(self._held())  # jobs acknowledged meanwhile are not lost
+            lost = [job_id for job_id in held if job_id not in renewed and job_id in still_held]
             if lost:
                 self.lost += len(lost)
                 logger.warning("lost the lease of jobs %s", lost, extra={"jobs": lost})

@@ -29,7 +29,7 @@ async def sleep(duration: float | dt.timedelta | str) -> None:
 
 def now() -> dt.datetime:
     """The workflow's clock: the time of the event being replayed (UTC)."""
-    return dt.datetime.fromtimestamp(_runtime("now").now(), tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(_runtime("now").now(), tz=dt.UTC)
 
 
 def random() -> float:

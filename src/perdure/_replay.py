@@ -213,7 +213,7 @@ class WorkflowInstance:
         if kind in ("step_completed", "step_failed"):
             fut = self._steps.get(cid)
             if fut is None:
-                raise CorruptedEventLogError(f"run {self.run_id}: {where} {kind} for unknown step {cid}")
+                raise self._unknown(where, kind, "step", cid)
             if not fut.done():
                 if kind == "step_completed":
                     fut.set_result(decode(data.get("output"), strict=False))
@@ -221,7 +221,7 @@ class WorkflowInstance:
                     fut.set_exception(rebuild(data.get("error") or {}))
         elif kind == "wait_completed":
             if cid not in self._issued or self._issued[cid][0] != "wait":
-                raise CorruptedEventLogError(f"run {self.run_id}: {where} wait_completed for unknown wait {cid}")
+                raise self._unknown(where, kind, "wait", cid)
             self._timer_due.pop(cid, None)
             handle = self._timers.pop(cid, None)
             if handle is not None:
@@ -229,9 +229,14 @@ class WorkflowInstance:
         elif kind == "hook_received":
             hook = self._hooks.get(cid)
             if hook is None:
-                raise CorruptedEventLogError(f"run {self.run_id}: {where} hook_received for unknown hook {cid}")
+                raise self._unknown(where, kind, "hook", cid)
             hook._push(decode(data.get("payload"), strict=False))
         self.loop.drive()
+
+    def _unknown(self, where: str, kind: str, entity: str, cid: str) -> CorruptedEventLogError:
+        return CorruptedEventLogError(
+            f"run {self.run_id}: {where} {kind} for unknown {entity} {cid}"
+        )
 
     # == WorkflowRuntime (called from the body) ================================
     def _next_id(self, kind: str, name: str) -> tuple[str, Event | None]:
@@ -272,7 +277,8 @@ class WorkflowInstance:
         cid, recorded = self._next_id("wait", "wait")
         resume_at = handle.when()
         if recorded is None:
-            self._pending.append(NewEvent("wait_created", cid, {"resume_at": resume_at}, self.perdure_now))
+            data = {"resume_at": resume_at}
+            self._pending.append(NewEvent("wait_created", cid, data, self.perdure_now))
         else:
             resume_at = float((recorded.data or {}).get("resume_at", resume_at))
         self._timers[cid] = handle

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _when(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class StepInfo:
 
 def public_event(e: _WorldEvent) -> Event:
     return Event(e.seq, e.event_type, e.correlation_id, decode(e.data, strict=False),
-                 _when(e.created_at) or dt.datetime.now(dt.timezone.utc))
+                 _when(e.created_at) or dt.datetime.now(dt.UTC))
 
 
 class Run:

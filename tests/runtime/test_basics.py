@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-import perdure
 from perdure import Engine, RunFailedError, SerializationError
 from perdure.errors import HookNotFoundError, RunNotFoundError, WorkflowNotFoundError
 from perdure.testing import assert_replays_cleanly
@@ -76,7 +75,7 @@ def test_retryable_error_waits_retry_after(engine: Engine) -> None:
 
 def test_null_bytes_and_tagged_types_round_trip(engine: Engine) -> None:
     value = {"s": "a\x00b\U0001f600", "b": b"\x00\xff", "t": (1, 2), "d": Decimal("1.5"),
-             "when": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "set": {1, 2}}
+             "when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "set": {1, 2}}
     assert engine.start(w.echo_wf, value).result(timeout=30) == value
 
 

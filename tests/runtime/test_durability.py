@@ -75,7 +75,7 @@ def test_result_for_unknown_step_is_corruption() -> None:
 
 
 def test_corrupted_log_fails_the_run_with_that_cause(engine: Engine) -> None:
-    from perdure.world import NewEvent
+    from perdure.world import NewEvent, NewJob
 
     token = f"corrupt-{time.time_ns()}"
     run = engine.start(w.hook_then_step, token)
@@ -86,12 +86,13 @@ def test_corrupted_log_fails_the_run_with_that_cause(engine: Engine) -> None:
     engine.world.append(run.id, [NewEvent("step_started", "s99"),
                                  NewEvent("step_completed", "s99", {"output": 5})])
     engine.worker.cache.clear()  # type: ignore[union-attr]
-    engine.world.enqueue([__import__("perdure.world", fromlist=["NewJob"]).NewJob("workflow", run.id)])
+    engine.world.enqueue([NewJob("workflow", run.id)])
     with pytest.raises(RunFailedError, match="CorruptedEventLogError|NonDeterminismError"):
         run.result(timeout=30)
 
 
-def test_cancel_stops_a_running_async_step_and_pending_steps(engine: Engine, tmp_path: Path) -> None:
+def test_cancel_stops_a_running_async_step_and_pending_steps(engine: Engine,
+                                                             tmp_path: Path) -> None:
     marker = str(tmp_path / "m")
     run = engine.start(w.cancellable, marker)
     _wait_for(lambda: Path(marker).exists())

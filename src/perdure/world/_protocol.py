@@ -216,7 +216,9 @@ class World(Protocol):
         holds a live lease. Oldest due first."""
         ...
 
-    def extend_leases(self, worker_id: str, job_ids: Sequence[int], lease_seconds: float) -> list[int]:
+    def extend_leases(
+        self, worker_id: str, job_ids: Sequence[int], lease_seconds: float
+    ) -> list[int]:
         """Renew leases still held by ``worker_id``; returns the ids renewed."""
         ...
 
@@ -230,7 +232,9 @@ class World(Protocol):
 
     def list_jobs(self, *, run_id: str | None = None) -> list[Job]: ...
 
-    def find_stranded_runs(self, *, after_id: str | None, limit: int, now: float | None = None) -> list[str]:
+    def find_stranded_runs(
+        self, *, after_id: str | None, limit: int, now: float | None = None
+    ) -> list[str]:
         """Ids (ascending, > ``after_id``) of pending or running runs that have no
         job with a live lease or due unclaimed, and have runnable work: status
         pending, a step not terminal, a waiting wait with ``resume_at <= now``, or
@@ -250,7 +254,9 @@ class World(Protocol):
         """Write the EOF chunk (idempotent)."""
         ...
 
-    def read_chunks(self, run_id: str, stream: str, *, start: int, limit: int = 1000) -> list[Chunk]:
+    def read_chunks(
+        self, run_id: str, stream: str, *, start: int, limit: int = 1000
+    ) -> list[Chunk]:
         """Chunks with ``index >= start`` in order, the EOF chunk included."""
         ...
 
