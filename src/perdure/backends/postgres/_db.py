@@ -1,0 +1,198 @@
+"""Connections: a psycopg pool, a cheap liveness check, one retry, error translation.
+
+Every World call borrows a pooled connection (autocommit: each call is one
+statement, one transaction), runs one named query and gives it back.
+
+A connection that died while idle in the pool (server restart,
+``pg_terminate_backend``) has a FATAL message or EOF waiting on its socket. The
+check at borrow time polls the socket (no round trip); only when something is
+waiting does it run psycopg_pool's ``check_connection``, and a dead connection is
+discarded, the rest of the idle ones re-checked at once (after a restart they are
+all dead), and another one borrowed.
+
+A call that fails with ``OperationalError`` anyway is retried once on a fresh
+connection when that is safe: reads and idempotent writes always; other writes only
+when the server reported that it ended the session (SQLSTATE class 57P), since the
+transaction of a terminated session rolls back. A write whose connection just
+vanished mid-call may have committed, so it is not repeated: the error surfaces.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import select
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ...errors import (
+    EntityConflictError,
+    HookTokenConflictError,
+    RunNotFoundError,
+    StaleStateError,
+    WorkflowNotFoundError,
+)
+from .._sqlfile import load_queries
+
+PACKAGE = "perdure.backends.postgres"
+Q: dict[str, str] = load_queries(PACKAGE)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+
+
+class Retry(enum.Enum):
+    ALWAYS = "always"        # reads and idempotent writes
+    IF_NOT_RUN = "if_not_run"  # other writes: only when the server ended the session
+    NEVER = "never"
+
+
+def translate(exc: psycopg.Error) -> Exception | None:
+    """The perdure error for a refusal raised by our SQL, else None."""
+    state = exc.sqlstate
+    message = exc.diag.message_primary or str(exc)
+    if state == "PD001" or state in ("23505", "23502"):
+        return EntityConflictError(message)
+    if state == "PD002":
+        return StaleStateError(message)
+    if state == "PD003":
+        return HookTokenConflictError(exc.diag.message_detail or "")
+    if state == "PD004":
+        return RunNotFoundError(message)
+    if state == "PD005":
+        return WorkflowNotFoundError(message)
+    if state in ("PD006", "22023"):
+        return ValueError(message)
+    return None
+
+
+def _retryable(exc: psycopg.OperationalError, retry: Retry) -> bool:
+    if isinstance(exc, PoolTimeout) or retry is Retry.NEVER:
+        return False
+    if retry is Retry.ALWAYS:
+        return True
+    return (exc.sqlstate or "").startswith("57P")
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: no poll()
+
+
+def _alive(conn: Conn) -> bool:
+    """False for a connection that is known dead. No round trip unless the server
+    sent something while the connection sat idle (a FATAL, an EOF, a notice)."""
+    if conn.closed or conn.broken:
+        return False
+    try:
+        if not _readable(conn.fileno()):
+            return True
+        ConnectionPool.check_connection(conn)
+    except (psycopg.Error, OSError, ValueError):
+        return False
+    return True
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        application_name: str = "perdure",
+        prepare: bool = True,
+    ) -> None:
+        self.max_size = max_size
+        self.prepare = prepare  # False behind a pooler that cannot keep prepared statements
+        self.pool: ConnectionPool[Conn] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            # prepare_threshold=None: only the queries we mark are prepared (an
+            # auto-prepared generic plan would be bad for the optional filters).
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": None,
+                "application_name": application_name,
+            },
+            name="perdure",
+            num_workers=1,
+            open=False,
+        )
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- borrowing -----------------------------------------------------------------
+    def getconn(self) -> Conn:
+        for _ in range(self.max_size + 1):
+            conn = self.pool.getconn()
+            if _alive(conn):
+                return conn
+            log.info("discarding a dead pooled connection")
+            self.pool.putconn(conn)
+            self.pool.check()  # after a server restart every idle connection is dead
+        return self.pool.getconn()
+
+    def call(self, fn: Callable[[Conn], T], *, retry: Retry) -> T:
+        """``fn(conn)`` on a borrowed connection, retried once when safe, with our
+        SQL's refusals raised as perdure errors."""
+        try:
+            return self._once(fn)
+        except psycopg.OperationalError as exc:
+            if not _retryable(exc, retry):
+                raise
+            log.warning("retrying after a lost connection: %s", exc)
+        return self._once(fn)
+
+    def _once(self, fn: Callable[[Conn], T]) -> T:
+        conn = self.getconn()
+        try:
+            return fn(conn)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            self.pool.putconn(conn)
+
+    # -- one named query -----------------------------------------------------------
+    def one(
+        self, name: str, params: Sequence[Any] | dict[str, Any], *,
+        retry: Retry = Retry.ALWAYS, prepare: bool = True,
+    ) -> tuple[Any, ...] | None:
+        query, prepare = Q[name], prepare and self.prepare
+        return self.call(
+            lambda conn: conn.execute(query, params, prepare=prepare).fetchone(), retry=retry
+        )
+
+    def run(
+        self, name: str, params: Sequence[Any] | dict[str, Any], *,
+        retry: Retry = Retry.ALWAYS, prepare: bool = True,
+    ) -> None:
+        query, prepare = Q[name], prepare and self.prepare
+        self.call(lambda conn: conn.execute(query, params, prepare=prepare), retry=retry)
+
+    def all(
+        self, name: str, params: Sequence[Any] | dict[str, Any], *,
+        retry: Retry = Retry.ALWAYS, prepare: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        query, prepare = Q[name], prepare and self.prepare
+        return self.call(
+            lambda conn: conn.execute(query, params, prepare=prepare).fetchall(), retry=retry
+        )

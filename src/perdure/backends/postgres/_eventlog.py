@@ -1,0 +1,295 @@
+"""The event log and its projections (runs, steps, waits, hooks).
+
+Every write is one call of a SQL function (``perdure.append_events``,
+``perdure.create_run``): one round trip, one transaction that locks the run row
+first, validates each event against ``TRANSITIONS`` and writes events, entities,
+jobs, acks, stream EOFs and NOTIFYs together. Python only flattens the batch into
+parallel arrays and reads the projection fields out of each event's data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...world import (
+    EVENT_TYPES,
+    RUN_TERMINAL_EVENTS,
+    AppendResult,
+    Event,
+    HookRecord,
+    NewEvent,
+    NewJob,
+    Page,
+    RunRecord,
+    StepRecord,
+    WaitRecord,
+    dumps,
+)
+from . import _convert
+from ._arrays import array
+from ._base import PostgresBase
+from ._db import Q, Retry
+
+Params = list[Any]
+
+
+def _field(data: dict[str, Any] | None, key: str, event_type: str) -> Any:
+    if not data or data.get(key) is None:
+        raise ValueError(f"{event_type} needs data[{key!r}]")
+    return data[key]
+
+
+def append_params(
+    run_id: str,
+    events: Sequence[NewEvent],
+    expected_seq: int | None,
+    expected_result_seq: int | None,
+    jobs: Sequence[NewJob],
+    ack: Sequence[int],
+    consumed: bool,
+    close_streams: bool,
+) -> Params:
+    """The arguments of ``perdure.append_events`` (see its definition)."""
+    n = len(events)
+    types: list[str] = []
+    cids: list[str | None] = []
+    datas: list[str | None] = []
+    times: list[float | None] = []
+    # Projection fields, one array each, only sent when an event needs it.
+    names: list[str | None] | None = None
+    tokens: list[str | None] | None = None
+    webhooks: list[bool | None] | None = None
+    resume_at: list[float | None] | None = None
+    retry_after: list[float | None] | None = None
+    for i, ev in enumerate(events):
+        kind = ev.event_type
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind!r}")
+        data = ev.data
+        types.append(kind)
+        cids.append(ev.correlation_id)
+        datas.append(None if data is None else dumps(data))
+        times.append(ev.created_at)
+        if kind == "step_created":
+            names = names or [None] * n
+            names[i] = str(_field(data, "name", kind))
+        elif kind == "step_retrying":
+            value = (data or {}).get("retry_after")
+            if value is not None:
+                retry_after = retry_after or [None] * n
+                retry_after[i] = float(value)
+        elif kind == "wait_created":
+            resume_at = resume_at or [None] * n
+            resume_at[i] = float(_field(data, "resume_at", kind))
+        elif kind == "hook_created":
+            tokens = tokens or [None] * n
+            webhooks = webhooks or [None] * n
+            tokens[i] = str(_field(data, "token", kind))
+            webhooks[i] = bool((data or {}).get("webhook"))
+    return [
+        run_id, array(types), array(cids), array(datas), array(times),
+        array(names), array(tokens), array(webhooks), array(resume_at), array(retry_after),
+        expected_seq, expected_result_seq,
+        *job_arrays(jobs),
+        array(ack) if ack else None, consumed, close_streams,
+    ]
+
+
+def job_arrays(jobs: Sequence[NewJob]) -> Params:
+    """kinds, run ids, correlation ids, due times, claimers, leases (``_insert_jobs``)."""
+    if not jobs:
+        return [None] * 6
+    for job in jobs:
+        if job.kind == "step" and job.correlation_id is None:
+            raise ValueError("a step job needs the step's correlation_id")
+        if job.kind not in ("workflow", "step"):
+            raise ValueError(f"unknown job kind {job.kind!r}")
+    return [
+        array([j.kind for j in jobs]),
+        array([j.run_id for j in jobs]),
+        array([j.correlation_id for j in jobs]),
+        array([j.due_at for j in jobs]),
+        array([j.claimed_by for j in jobs]),
+        array([float(j.lease_seconds) for j in jobs]),
+    ]
+
+
+def wakes_jobs(jobs: Sequence[NewJob], now: float) -> bool:
+    return any(j.claimed_by is None and (j.due_at is None or j.due_at <= now) for j in jobs)
+
+
+class EventLog(PostgresBase):
+    def register_workflows(self, names: Sequence[str]) -> None:
+        if names:
+            self._db.run("register_workflows", (array(names),))
+
+    def registered_workflows(self) -> list[str]:
+        return [row[0] for row in self._db.all("registered_workflows", ())]
+
+    def create_run(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        idempotency_key: str | None = None,
+        created_at: float | None = None,
+    ) -> tuple[RunRecord, bool]:
+        params = (workflow_name, input_json, run_id, idempotency_key, created_at)
+        row = self._db.one("create_run", params, retry=Retry.IF_NOT_RUN)
+        assert row is not None
+        created = bool(row[0])
+        if created:
+            self.notifier.publish("jobs")
+        return _convert.run(row[1:]), created
+
+    def create_run_statement(
+        self,
+        workflow_name: str,
+        input_json: str,
+        run_id: str,
+        idempotency_key: str | None = None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """SQL and parameters that create a run on the caller's own psycopg
+        connection (sync or async), inside the caller's transaction: the same
+        function as ``create_run``, so the same rows. Returns one row, the run id
+        (the existing run's when the idempotency key was used already). The NOTIFY
+        that wakes workers goes out when the caller commits."""
+        return Q["create_run_statement"], (workflow_name, input_json, run_id, idempotency_key)
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_seq: int | None = None,
+        expected_result_seq: int | None = None,
+        jobs: Sequence[NewJob] = (),
+        ack: Sequence[int] = (),
+        consumed: bool = False,
+        close_streams: bool = False,
+    ) -> AppendResult:
+        params = append_params(
+            run_id, events, expected_seq, expected_result_seq, jobs, ack, consumed,
+            close_streams,
+        )
+        row = self._db.one("append_events", params, retry=Retry.IF_NOT_RUN)
+        assert row is not None
+        last_seq, written_at, job_ids, closed_streams = row
+        first = last_seq - len(events) + 1
+        result = [
+            Event(run_id, first + i, ev.event_type, ev.correlation_id, ev.data,
+                  written_at if ev.created_at is None else ev.created_at)
+            for i, ev in enumerate(events)
+        ]
+        if jobs and wakes_jobs(jobs, time.time()):
+            self.notifier.publish("jobs")
+        if any(ev.event_type in RUN_TERMINAL_EVENTS for ev in events):
+            self.notifier.publish(f"run:{run_id}")
+        for stream in closed_streams or ():
+            self.notifier.publish(f"stream:{run_id}:{stream}")
+        return AppendResult(events=result, last_seq=last_seq, job_ids=list(job_ids))
+
+    def create_event(self, run_id: str, event: NewEvent) -> Event:
+        return self.append(run_id, [event]).events[0]
+
+    # -- reads -------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._db.one("get_run", (run_id,))
+        return None if row is None else _convert.run(row)
+
+    def get_run_by_key(self, idempotency_key: str) -> RunRecord | None:
+        row = self._db.one("get_run_by_key", (idempotency_key,))
+        return None if row is None else _convert.run(row)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RunRecord]:
+        params = {
+            "status": status, "workflow": workflow, "created_after": created_after,
+            "created_before": created_before, "cursor": cursor, "limit": limit + 1,
+        }
+        rows = self._db.all("list_runs", params, prepare=False)
+        items = [_convert.run(row) for row in rows[:limit]]
+        more = len(rows) > limit and bool(items)
+        return Page(items, items[-1].id if more else None)
+
+    def list_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        params = {
+            "run_id": run_id, "after_seq": after_seq, "limit": limit,
+            "types": array(types),
+        }
+        return [_convert.event(row) for row in self._db.all("list_events", params)]
+
+    def get_step(self, run_id: str, correlation_id: str) -> StepRecord | None:
+        row = self._db.one("get_step", (run_id, correlation_id))
+        return None if row is None else _convert.step(row)
+
+    def list_steps(
+        self, run_id: str, *, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[StepRecord]:
+        rows = self._seq_page("list_steps", run_id, status, limit, cursor)
+        items = [_convert.step(row[1:]) for row in rows[:limit]]
+        return Page(items, _seq_cursor(rows, limit))
+
+    def list_waits(
+        self, run_id: str, *, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[WaitRecord]:
+        rows = self._seq_page("list_waits", run_id, status, limit, cursor)
+        items = [_convert.wait(row[1:]) for row in rows[:limit]]
+        return Page(items, _seq_cursor(rows, limit))
+
+    def list_hooks(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[HookRecord]:
+        after_run, after_seq = json.loads(cursor) if cursor else ("", 0)
+        params = {
+            "run_id": run_id, "status": status, "after_run": after_run,
+            "after_seq": after_seq, "limit": limit + 1,
+        }
+        rows = self._db.all("list_hooks", params, prepare=False)
+        items = [_convert.hook(row[1:]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            next_cursor = json.dumps([items[-1].run_id, rows[limit - 1][0]])
+        return Page(items, next_cursor)
+
+    def get_hook_by_token(self, token: str) -> HookRecord | None:
+        row = self._db.one("get_hook_by_token", (token,))
+        return None if row is None else _convert.hook(row)
+
+    def _seq_page(
+        self, name: str, run_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> list[tuple[Any, ...]]:
+        params = {
+            "run_id": run_id, "status": status, "after_seq": int(cursor) if cursor else 0,
+            "limit": limit + 1,
+        }
+        return self._db.all(name, params)
+
+
+def _seq_cursor(rows: list[tuple[Any, ...]], limit: int) -> str | None:
+    """Rows start with the entity's creation seq; a cursor is the last one shown."""
+    if len(rows) > limit and limit > 0:
+        return str(rows[limit - 1][0])
+    return None

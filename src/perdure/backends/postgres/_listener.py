@@ -1,0 +1,214 @@
+"""Wake-ups over LISTEN/NOTIFY, with a listener that heals itself.
+
+NOTIFY is only a wake-up, never a backlog (field report 000): whatever the
+listener misses while its connection is down, readers recover by re-querying the
+tables. So the listener's one job is to stay connected:
+
+- one dedicated connection per World (``application_name='perdure-listener'``),
+  opened by a thread started with the first subscription;
+- the thread waits on that connection's socket (and a wake-up socket, so
+  ``close()`` is immediate) and publishes each payload to a ``LocalNotifier``;
+- an idle connection is pinged now and then, so a silent network drop is noticed;
+- the first subscription waits (briefly, bounded) until LISTEN is in place, so a
+  reader that subscribes, then queries, then waits cannot miss a write made
+  between its query and the LISTEN;
+- any error or end of connection: reconnect with exponential backoff (50 ms
+  doubling to 2 s, with jitter), LISTEN again, then ``wake_all()``, since
+  notifications may have been missed in the gap (likewise after a first connect
+  that a subscriber gave up waiting for);
+- ``close()`` stops it for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import selectors
+import socket
+import threading
+from typing import Any
+
+import psycopg
+
+from .._notify import LocalNotifier, LocalSubscription
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "perdure"
+APPLICATION_NAME = "perdure-listener"
+
+
+class Listener:
+    def __init__(
+        self,
+        url: str,
+        notifier: LocalNotifier,
+        *,
+        min_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        ping_interval: float = 10.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        self.url = url
+        self.reconnects = 0          # successful connects after the first one
+        self.connected = threading.Event()
+        self._first_connect = threading.Event()
+        self._notifier = notifier
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._ping_interval = ping_interval
+        self._connect_timeout = connect_timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._missed = False         # someone may have missed a notification
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+
+    # -- control -------------------------------------------------------------------
+    def start(self, wait: float = 0.0) -> None:
+        """Start the thread (once); with ``wait``, block until it is listening,
+        at most that long."""
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="perdure-listener", daemon=True
+                )
+                self._thread.start()
+        # Only the first connection is waited for: in a later gap, the reconnect's
+        # wake_all() covers whoever subscribed meanwhile.
+        if wait <= 0 or self._first_connect.is_set() or self._stop.is_set():
+            return
+        if not self._first_connect.wait(wait):
+            self._missed = True  # this subscriber reads without LISTEN in place
+            if self._first_connect.is_set():  # ... and the connect raced the flag
+                self._notifier.wake_all()
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def backend_pid(self) -> int | None:
+        """The server process of the listening connection, when connected."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return None
+        return conn.info.backend_pid
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self._min_backoff
+        first = True
+        while not self._stop.is_set():
+            try:
+                conn = self._connect()
+            except Exception as exc:  # noqa: BLE001 - any failure: back off, try again
+                log.warning("perdure listener cannot connect: %s", exc)
+                self._backoff(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            if not first:
+                self.reconnects += 1
+                self._missed = True
+                log.info("perdure listener reconnected", extra={"reconnects": self.reconnects})
+            first = False
+            delay = self._min_backoff
+            self._conn = conn
+            self.connected.set()
+            self._first_connect.set()
+            if self._missed:
+                self._missed = False
+                self._notifier.wake_all()
+            try:
+                self._pump(conn)
+            except Exception as exc:  # noqa: BLE001 - the connection is gone: reconnect
+                if not self._stop.is_set():
+                    log.warning("perdure listener lost its connection: %s", exc)
+            finally:
+                self.connected.clear()
+                self._conn = None
+                conn.close()
+            self._backoff(delay)
+        log.debug("perdure listener stopped")
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=self._connect_timeout,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+        """Deliver notifications until stopped (returns) or the connection fails
+        (raises)."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(conn.fileno(), selectors.EVENT_READ, "pg")
+            sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+            while not self._stop.is_set():
+                ready = sel.select(self._ping_interval)
+                if self._stop.is_set():
+                    return
+                if not ready:
+                    conn.execute("SELECT 1")  # notifications received meanwhile are kept
+                for note in conn.notifies(timeout=0):
+                    self._notifier.publish(note.payload)
+                if conn.closed or conn.broken:
+                    raise psycopg.OperationalError("listener connection closed")
+
+    def _backoff(self, delay: float) -> None:
+        """Wait ``delay`` give or take 25% (so many processes do not reconnect in
+        step), or until stopped."""
+        self._stop.wait(delay * random.uniform(0.75, 1.25))
+
+
+class PgNotifier:
+    """The World's ``notifier``: subscriptions from a ``LocalNotifier``, fed by the
+    listener (started by the first subscription) and by this process's own writes."""
+
+    def __init__(
+        self, local: LocalNotifier, listener: Listener | None, *, first_wait: float = 5.0
+    ) -> None:
+        self.local = local
+        self.listener = listener
+        self.first_wait = first_wait
+
+    def subscribe(self, key: str) -> LocalSubscription:
+        sub = self.local.subscribe(key)
+        if self.listener is not None:
+            self.listener.start(wait=self.first_wait)
+        return sub
+
+    def publish(self, key: str) -> None:
+        self.local.publish(key)
+
+    def wake_all(self) -> None:
+        self.local.wake_all()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()

@@ -1,0 +1,226 @@
+-- Postgres queries, one named section each (loaded by perdure.backends._sqlfile).
+-- Writes are calls of the functions in migrations/0002_functions.sql: one round
+-- trip, one transaction each (the pool's connections are in autocommit mode).
+-- Times are epoch seconds (double precision). Reads select columns in the order of
+-- the fields of the records in perdure.world, so a row builds its record positionally.
+
+-- ---------------------------------------------------------------- migrations
+
+-- name: has_migrations_table
+SELECT to_regclass('perdure.migrations') IS NOT NULL;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM perdure.migrations;
+
+-- name: create_migrations_table
+CREATE SCHEMA IF NOT EXISTS perdure;
+CREATE TABLE IF NOT EXISTS perdure.migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_versions
+SELECT version FROM perdure.migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO perdure.migrations (version, name) VALUES (%s, %s);
+
+-- name: migrate_lock
+SELECT pg_advisory_lock(%s);
+
+-- name: migrate_unlock
+SELECT pg_advisory_unlock(%s);
+
+-- name: register_workflows
+INSERT INTO perdure.workflows (name, registered_at, last_seen_at)
+SELECT n, perdure.clock(), perdure.clock() FROM unnest(%s::text[]) AS n
+ON CONFLICT (name) DO UPDATE SET last_seen_at = excluded.last_seen_at;
+
+-- name: registered_workflows
+SELECT name FROM perdure.workflows ORDER BY name;
+
+-- ---------------------------------------------------------------- runs and events
+
+-- name: create_run
+SELECT * FROM perdure.create_run(%s, %s, %s, %s, %s);
+
+-- name: create_run_statement
+-- For a caller's own connection and transaction (engine.start(connection=...)).
+SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
+
+-- name: append_events
+SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
+    %s, %s::text[], %s::text[], %s::text[], %s::float8[],
+    %s::text[], %s::text[], %s::boolean[], %s::float8[], %s::float8[],
+    %s::integer, %s::integer,
+    %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[],
+    %s::bigint[], %s, %s);
+
+-- name: get_run
+SELECT id, workflow_name, status, idempotency_key, created_at,
+       updated_at, started_at, completed_at,
+       last_seq, result_seq, consumed_seq
+FROM perdure.runs WHERE id = %s;
+
+-- name: get_run_by_key
+SELECT id, workflow_name, status, idempotency_key, created_at,
+       updated_at, started_at, completed_at,
+       last_seq, result_seq, consumed_seq
+FROM perdure.runs WHERE idempotency_key = %s;
+
+-- name: list_runs
+-- Newest first by id (UUIDv7: time-ordered). Not prepared: the optional filters
+-- fold away in a custom plan.
+SELECT id, workflow_name, status, idempotency_key, created_at,
+       updated_at, started_at, completed_at,
+       last_seq, result_seq, consumed_seq
+FROM perdure.runs
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(workflow)s::text IS NULL OR workflow_name = %(workflow)s::text)
+  AND (%(created_after)s::float8 IS NULL OR created_at > %(created_after)s::float8)
+  AND (%(created_before)s::float8 IS NULL OR created_at < %(created_before)s::float8)
+  AND (%(cursor)s::text IS NULL OR id < %(cursor)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: list_events
+SELECT run_id, seq, event_type, correlation_id, data, created_at
+FROM perdure.events
+WHERE run_id = %(run_id)s AND seq > %(after_seq)s
+  AND (%(types)s::text[] IS NULL OR event_type = ANY (%(types)s::text[]))
+ORDER BY seq
+LIMIT %(limit)s::bigint;
+
+-- ---------------------------------------------------------------- projections
+
+-- name: get_step
+SELECT run_id, correlation_id, name, status, attempt, created_at,
+       started_at, completed_at, retry_after
+FROM perdure.steps WHERE run_id = %s AND correlation_id = %s;
+
+-- name: list_steps
+SELECT seq, run_id, correlation_id, name, status, attempt, created_at,
+       started_at, completed_at, retry_after
+FROM perdure.steps
+WHERE run_id = %(run_id)s AND seq > %(after_seq)s
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: list_waits
+SELECT seq, run_id, correlation_id, status, resume_at,
+       created_at, completed_at
+FROM perdure.waits
+WHERE run_id = %(run_id)s AND seq > %(after_seq)s
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: list_hooks
+-- Creation order: by run (ids are time-ordered), then seq. Not prepared.
+SELECT seq, run_id, correlation_id, token, status, is_webhook, created_at,
+       disposed_at
+FROM perdure.hooks
+WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (run_id, seq) > (%(after_run)s::text, %(after_seq)s::integer)
+ORDER BY run_id, seq
+LIMIT %(limit)s;
+
+-- name: get_hook_by_token
+SELECT run_id, correlation_id, token, status, is_webhook, created_at,
+       disposed_at
+FROM perdure.hooks WHERE token = %s AND status = 'active';
+
+-- ---------------------------------------------------------------- jobs
+
+-- name: enqueue_jobs
+SELECT perdure._insert_jobs(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[],
+                            %s::float8[], perdure.clock());
+
+-- name: claim_jobs
+SELECT id, kind, run_id, correlation_id, due_at, claimed_by, lease_expires_at, attempts
+FROM perdure.claim_jobs(%s, %s, %s, %s::text[]);
+
+-- name: extend_leases
+UPDATE perdure.jobs
+SET lease_expires_at = perdure.clock() + %s::float8
+WHERE id = ANY (%s::bigint[]) AND claimed_by = %s
+RETURNING id;
+
+-- name: ack_jobs
+SELECT perdure._ack(%s::bigint[], %s, perdure.clock());
+
+-- name: release_jobs
+SELECT perdure.release_jobs(%s, %s::bigint[]);
+
+-- name: list_jobs
+SELECT id, kind, run_id, correlation_id, due_at, claimed_by,
+       lease_expires_at, attempts
+FROM perdure.jobs
+WHERE (%(run_id)s::text IS NULL OR run_id = %(run_id)s::text)
+ORDER BY id;
+
+-- name: find_stranded_runs
+-- Pending or running runs with runnable work and no job that will run it: no live
+-- lease and nothing claimable now. A pending step whose retry_after is in the
+-- future is a timer, not runnable work. now: epoch seconds, NULL for the server's.
+WITH n AS (SELECT coalesce(%(now)s::float8, perdure.clock()) AS now)
+SELECT r.id FROM perdure.runs r, n
+WHERE r.status IN ('pending', 'running')
+  AND r.id > %(after_id)s
+  AND NOT EXISTS (
+      SELECT 1 FROM perdure.jobs j
+      WHERE j.run_id = r.id
+        AND ((j.claimed_by IS NOT NULL AND j.lease_expires_at > n.now) OR j.due_at <= n.now))
+  AND (r.status = 'pending'
+       OR r.consumed_seq < r.result_seq
+       OR EXISTS (
+           SELECT 1 FROM perdure.steps s
+           WHERE s.run_id = r.id
+             AND (s.status = 'running'
+                  OR (s.status = 'pending' AND (s.retry_after IS NULL OR s.retry_after <= n.now))))
+       OR EXISTS (
+           SELECT 1 FROM perdure.waits w
+           WHERE w.run_id = r.id AND w.status = 'waiting' AND w.resume_at <= n.now))
+ORDER BY r.id
+LIMIT %(limit)s;
+
+-- ---------------------------------------------------------------- streams
+
+-- name: write_chunks
+SELECT perdure.write_chunks(%s, %s, %s::smallint[], %b::bytea[]);
+
+-- name: close_stream
+SELECT perdure.close_stream(%s, %s);
+
+-- name: stream_tail
+-- The EOF chunk, when present, is always the last one.
+SELECT idx, kind FROM perdure.chunks WHERE run_id = %s AND stream = %s
+ORDER BY idx DESC LIMIT 1;
+
+-- name: read_chunks
+SELECT run_id, stream, idx, kind, data, created_at
+FROM perdure.chunks
+WHERE run_id = %s AND stream = %s AND idx >= %s
+ORDER BY idx
+LIMIT %s;
+
+-- name: list_streams
+-- Each stream's last chunk, by a skip scan over the stream names of the run.
+WITH RECURSIVE s(stream) AS (
+    (SELECT c.stream FROM perdure.chunks c WHERE c.run_id = %(run_id)s
+     ORDER BY c.stream LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.stream FROM perdure.chunks c
+            WHERE c.run_id = %(run_id)s AND c.stream > s.stream
+            ORDER BY c.stream LIMIT 1)
+    FROM s WHERE s.stream IS NOT NULL)
+SELECT s.stream, t.idx, t.kind FROM s
+CROSS JOIN LATERAL (
+    SELECT c.idx, c.kind FROM perdure.chunks c
+    WHERE c.run_id = %(run_id)s AND c.stream = s.stream
+    ORDER BY c.idx DESC LIMIT 1) t
+WHERE s.stream IS NOT NULL
+ORDER BY s.stream;

@@ -1,0 +1,78 @@
+"""Pooled connections that die (server restart, pg_terminate_backend) heal unseen."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from perdure.backends.postgres import PostgresWorld
+from perdure.world import NewEvent, NewJob, uuid7
+
+from ._support import backends
+
+pytestmark = pytest.mark.postgres
+
+
+def _kill_pool(admin: psycopg.Connection[Any]) -> int:
+    pids = backends(admin, "perdure")
+    for pid in pids:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    return len(pids)
+
+
+def _warm(world: PostgresWorld, n: int) -> None:
+    """Open ``n`` pooled connections by holding them at once."""
+    conns = [world._db.getconn() for _ in range(n)]
+    for conn in conns:
+        world._db.pool.putconn(conn)
+
+
+def test_reads_and_writes_survive_killed_connections(
+    pg_url: str, admin: psycopg.Connection[Any]
+) -> None:
+    with PostgresWorld(pg_url, listen=False, max_connections=4) as world:
+        world.migrate()
+        run_id = uuid7()
+        world.create_run("wf", "[]", run_id=run_id)
+        for round_ in range(3):
+            _warm(world, 4)
+            assert _kill_pool(admin) >= 1
+            assert world.get_run(run_id) is not None  # a read
+            _kill_pool(admin)
+            result = world.append(run_id, [NewEvent("step_created", f"s{round_}",
+                                                    {"name": "x"})])  # a write
+            assert result.last_seq == round_ + 2
+        assert [e.seq for e in world.list_events(run_id)] == [1, 2, 3, 4]
+
+
+def test_killed_connections_under_concurrent_use(
+    pg_url: str, admin: psycopg.Connection[Any]
+) -> None:
+    with PostgresWorld(pg_url, listen=False, max_connections=4) as world:
+        world.migrate()
+        run_ids = [uuid7() for _ in range(8)]
+        for run_id in run_ids:
+            world.create_run("wf", "[]", run_id=run_id)
+        _warm(world, 4)
+        _kill_pool(admin)
+        errors: list[BaseException] = []
+
+        def go(run_id: str) -> None:
+            try:
+                for i in range(5):
+                    world.append(run_id, [NewEvent("wait_created", f"w{i}", {"resume_at": 1.0})],
+                                 jobs=[NewJob("workflow", run_id)])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=go, args=(r,)) for r in run_ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors
+        for run_id in run_ids:
+            assert [e.seq for e in world.list_events(run_id)] == list(range(1, 7))

@@ -1,0 +1,131 @@
+"""The LISTEN connection: lazy, self-healing, and gone after close()."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from perdure.backends.postgres import PostgresWorld
+from perdure.world import CHUNK_BYTES, NewEvent, uuid7
+
+from ._support import backends, wait_for
+
+pytestmark = pytest.mark.postgres
+
+LISTENER = "perdure-listener"
+
+
+def _listener_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == LISTENER and t.is_alive()]
+
+
+def _new_run(world: PostgresWorld) -> str:
+    run_id = uuid7()
+    world.create_run("wf", "[]", run_id=run_id)
+    return run_id
+
+
+def test_started_by_the_first_subscription(
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any]
+) -> None:
+    assert pg_world.listener is not None and not pg_world.listener.running
+    assert backends(admin, LISTENER) == []
+    sub = pg_world.notifier.subscribe("jobs")
+    assert pg_world.listener.connected.is_set()  # the first subscribe waits for LISTEN
+    assert backends(admin, LISTENER) == [pg_world.listener.backend_pid()]
+    pg_world.notifier.subscribe("jobs").close()  # one listener per world
+    assert len(backends(admin, LISTENER)) == 1
+    sub.close()
+
+
+def test_notifications_from_another_process(pg_url: str, pg_world: PostgresWorld) -> None:
+    """Another World (another process, as far as the server knows) writes; this one's
+    subscriber wakes through NOTIFY, not through an in-process publish."""
+    run_id = _new_run(pg_world)
+    with PostgresWorld(pg_url, listen=False) as writer:
+        sub = pg_world.notifier.subscribe(f"stream:{run_id}:out")
+        other = pg_world.notifier.subscribe(f"stream:{run_id}:other")
+        writer.write_chunks(run_id, "out", [(CHUNK_BYTES, b"x")])
+        assert sub.wait(10)
+        assert not other.wait(0)
+        jobs = pg_world.notifier.subscribe("jobs")
+        _new_run(writer)  # enqueues a workflow job due now
+        assert jobs.wait(10)
+
+
+def test_reconnects_after_the_backend_is_killed(
+    pg_url: str, pg_world: PostgresWorld, admin: psycopg.Connection[Any]
+) -> None:
+    listener = pg_world.listener
+    assert listener is not None
+    run_id = _new_run(pg_world)
+    sub = pg_world.notifier.subscribe(f"stream:{run_id}:out")
+    idle = pg_world.notifier.subscribe("stream:nobody:writes-here")
+    with PostgresWorld(pg_url, listen=False) as writer:
+        for round_ in range(1, 4):
+            pid = listener.backend_pid()
+            assert pid is not None
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            wait_for(lambda r=round_: listener.reconnects >= r and listener.connected.is_set(),
+                     what=f"reconnect {round_}")
+            assert listener.backend_pid() not in (None, pid)
+            # wake_all after the reconnect: readers re-query what the gap may have hidden
+            assert idle.wait(10)
+            sub.wait(0)
+            writer.write_chunks(run_id, "out", [(CHUNK_BYTES, bytes([round_]))])
+            assert sub.wait(10)
+    assert listener.reconnects == 3
+    assert len(_listener_threads()) >= 1
+
+
+def test_killed_as_soon_as_it_is_back(
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any]
+) -> None:
+    """Kill each new listening connection the moment it appears: it keeps coming back."""
+    listener = pg_world.listener
+    assert listener is not None
+    pg_world.notifier.subscribe("jobs")
+    killed: set[int] = set()
+    for _ in range(5):
+        pid = wait_for(lambda: (p := listener.backend_pid()) not in killed and p,
+                       what="a new listening connection")
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killed.add(pid)
+    wait_for(lambda: listener.connected.is_set() and listener.reconnects >= 5,
+             what="the listener back after five kills")
+    assert len(backends(admin, LISTENER)) == 1
+
+
+def test_disabled_listener(pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    before = len(_listener_threads())
+    with PostgresWorld(pg_url, listen=False) as world:
+        world.migrate()
+        assert world.listener is None
+        run_id = _new_run(world)
+        sub = world.notifier.subscribe(f"stream:{run_id}:out")
+        world.write_chunks(run_id, "out", [(CHUNK_BYTES, b"x")])
+        assert sub.wait(5)  # this process's own writes still wake it
+        ended = world.notifier.subscribe(f"run:{run_id}")
+        world.append(run_id, [NewEvent("run_cancelled", data={})], close_streams=True)
+        assert ended.wait(5) and sub.wait(5)  # the end, and the EOF it wrote
+        assert world.stream_info(run_id, "out").closed
+        assert len(_listener_threads()) == before
+        assert backends(admin, LISTENER) == []
+
+
+def test_close_leaves_no_thread_and_no_connection(
+    pg_url: str, admin: psycopg.Connection[Any]
+) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    world = PostgresWorld(pg_url)
+    world.migrate()
+    world.notifier.subscribe("jobs")
+    _new_run(world)
+    assert backends(admin, LISTENER)
+    world.close()
+    world.close()  # idempotent
+    assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
+    wait_for(lambda: backends(admin) == [], timeout=10, what="every session to end")

@@ -1,0 +1,85 @@
+"""Migrations: versioned, recorded, applied once however many processes race."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from perdure.backends._sqlfile import load_migrations
+from perdure.backends.postgres import PostgresWorld
+
+pytestmark = pytest.mark.postgres
+
+MIGRATIONS = load_migrations("perdure.backends.postgres")
+LATEST = MIGRATIONS[-1][0]
+
+
+def _recorded(admin: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+    return [(r[0], r[1]) for r in admin.execute(
+        "SELECT version, name FROM perdure.migrations ORDER BY version").fetchall()]
+
+
+def test_migrate_records_every_version(pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    with PostgresWorld(pg_url, listen=False) as world:
+        assert world.migrate() == LATEST
+        assert world.migrate() == LATEST  # up to date: nothing to do
+    assert _recorded(admin) == [(v, name) for v, name, _ in MIGRATIONS]
+    tables = {r[0] for r in admin.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'perdure'").fetchall()}
+    assert tables == {"runs", "events", "steps", "waits", "hooks", "jobs", "chunks",
+                      "workflows", "migrations"}
+
+
+def test_threads_migrate_once(pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    worlds = [PostgresWorld(pg_url, listen=False) for _ in range(4)]
+    barrier = threading.Barrier(len(worlds))
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def go(world: PostgresWorld) -> None:
+        try:
+            barrier.wait()
+            versions.append(world.migrate())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(w,)) for w in worlds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for w in worlds:
+        w.close()
+    assert not errors
+    assert versions == [LATEST] * 4
+    assert _recorded(admin) == [(v, name) for v, name, _ in MIGRATIONS]
+
+
+def _migrate_in_process(url: str, start: Any, out: Any) -> None:
+    world = PostgresWorld(url, listen=False)
+    try:
+        start.wait(30)
+        out.put(world.migrate())
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        out.put(repr(exc))
+    finally:
+        world.close()
+
+
+def test_processes_migrate_once(pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_migrate_in_process, args=(pg_url, start, out))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert results == [LATEST] * 4
+    assert _recorded(admin) == [(v, name) for v, name, _ in MIGRATIONS]
