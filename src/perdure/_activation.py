@@ -35,7 +35,6 @@ from .errors import (
     EntityConflictError,
     HookTokenConflictError,
     NonDeterminismError,
-    SerializationError,
     StaleStateError,
     WorkflowNotFoundError,
 )
@@ -97,8 +96,11 @@ class Advancer:
             if ack:
                 self.world.ack(self.worker_id, ack)
             return []
+        cached = self.cache.get(run_id)
+        events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
+        self.events_read += len(events)
         try:
-            inst = self._catch_up(run_id, self.cache.get(run_id))
+            inst = self._catch_up(run_id, cached, events)
             now = time.time()
             if not inst.started:
                 inst.start(now)
@@ -113,16 +115,16 @@ class Advancer:
             if ack:
                 self.world.ack(self.worker_id, ack)
             return []
-        except (CorruptedEventLogError, NonDeterminismError, SerializationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - replay is pure: any error is the run's own
+            # (a corrupted log, changed code, undecodable input): fail the run with that
+            # cause instead of retrying a job that can never succeed.
             self.cache.evict(run_id)
             self._fail_run(run_id, exc, ack)
             return []
         return self._commit(inst, inst.take_batch(), ack)
 
-    def _catch_up(self, run_id: str, inst: WorkflowInstance | None) -> WorkflowInstance:
-        after = inst.last_seq if inst is not None else 0
-        events = self.world.list_events(run_id, after_seq=after)
-        self.events_read += len(events)
+    def _catch_up(self, run_id: str, inst: WorkflowInstance | None,
+                  events: list[Any]) -> WorkflowInstance:
         if inst is None:
             self.replays += 1
             inst = self._new_instance(run_id, events)

@@ -6,6 +6,9 @@ import asyncio
 import os
 from typing import Any
 
+import psycopg
+from psycopg.rows import tuple_row
+
 from ._activation import end_run
 from ._decorators import WorkflowFunction, get_workflow, workflow_names
 from ._run import Run, RunList
@@ -94,7 +97,16 @@ class Engine:
         idempotency_key = _idempotency_key(idempotency_key)
         if connection is not None:
             sql, params = self._start_statement(name, input_json, idempotency_key)
-            row = _driver_connection(connection).execute(sql, params).fetchone()
+            if hasattr(connection, "exec_driver_sql"):
+                # SQLAlchemy Connection: through SQLAlchemy, so it autobegins the
+                # transaction its commit() commits.
+                row = connection.exec_driver_sql(sql, params).fetchone()
+            else:
+                conn = _driver_connection(connection)
+                if isinstance(conn, psycopg.AsyncConnection):
+                    raise TypeError("start(connection=...) needs a sync connection; "
+                                    "use start_async() with a psycopg.AsyncConnection")
+                row = conn.cursor(row_factory=tuple_row).execute(sql, params).fetchone()
             return Run(self, str(row[0]))
         record, _ = self.world.create_run(name, input_json, run_id=uuid7(),
                                           idempotency_key=idempotency_key)
@@ -116,7 +128,11 @@ class Engine:
         idempotency_key = _idempotency_key(idempotency_key)
         sql, params = self._start_statement(name, input_json, idempotency_key)
         conn = _driver_connection(connection)
-        cursor = await conn.execute(sql, params)
+        if not isinstance(conn, psycopg.AsyncConnection):
+            raise TypeError("start_async(connection=...) needs a psycopg.AsyncConnection; "
+                            "use start() with a sync connection")
+        cursor = conn.cursor(row_factory=tuple_row)
+        await cursor.execute(sql, params)
         row = await cursor.fetchone()
         return Run(self, str(row[0]))
 

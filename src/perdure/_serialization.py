@@ -121,7 +121,12 @@ def decode(data: Any, *, strict: bool = True) -> Any:
     tag = data.get(TAG)
     if tag is None:
         return {k: decode(x, strict=strict) for k, x in data.items()}
-    return _decode_tagged(tag, data, strict)
+    try:
+        return _decode_tagged(tag, data, strict)
+    except SerializationError:
+        raise
+    except Exception as exc:  # a malformed tagged value (e.g. written from SQL)
+        raise SerializationError(f"malformed tagged value {tag!r}: {exc}") from exc
 
 
 def _decode_tagged(tag: str, data: dict[str, Any], strict: bool) -> Any:  # noqa: C901
