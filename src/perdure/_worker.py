@@ -55,6 +55,7 @@ class Worker:
         self._busy = 0
         self._held: dict[int, str] = {}  # job id -> run id, for lease renewal
         self._next_due: float | None = None
+        self._starved = False  # the dispatcher found no free slot last time
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
         self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
@@ -121,7 +122,9 @@ class Worker:
             self._busy -= 1
             self.jobs_done += 1
             self._drained.notify_all()
-        self._wake.set()  # a slot is free: the dispatcher may claim again
+            starved, self._starved = self._starved, False
+        if starved:
+            self._wake.set()  # the dispatcher was waiting for a free slot
 
     def _held_ids(self) -> list[int]:
         with self._slots_lock:
@@ -148,6 +151,8 @@ class Worker:
     def _claim_some(self) -> int:
         free = self._reserve(self.concurrency)
         if free == 0:
+            with self._slots_lock:
+                self._starved = True
             return 0
         try:
             jobs = self.world.claim(self.id, limit=free, lease_seconds=self.lease_seconds)
