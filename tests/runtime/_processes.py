@@ -17,13 +17,15 @@ WORKFLOWS = str(Path(__file__).with_name("workflows.py"))
 REPO = Path(__file__).resolve().parents[2]
 
 
-def spawn_worker(url: str, *, lease: float = 2.0, concurrency: int = 4) -> subprocess.Popen[bytes]:
+def spawn_worker(url: str, *, lease: float = 2.0, concurrency: int = 4,
+                 drain_timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """A real ``perdure worker`` process running tests/runtime/workflows.py."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     return subprocess.Popen(
         [sys.executable, "-c", "from perdure.cli import main; main()",
          "--database-url", url, "worker", WORKFLOWS, "--lease", str(lease),
-         "--concurrency", str(concurrency), "--poll-interval", "0.05"],
+         "--concurrency", str(concurrency), "--poll-interval", "0.05",
+         "--drain-timeout", str(drain_timeout)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

@@ -190,3 +190,15 @@ async def crash_wf(marker_dir: str) -> str:
 async def hook_then_step(token: str) -> object:
     payload = await create_hook(token=token)
     return await echo(payload)
+
+
+@step
+def slow_step(marker_dir: str, seconds: float) -> str:
+    Path(marker_dir, f"started-{os.getpid()}").write_text("x")
+    time.sleep(seconds)
+    return f"slept in {os.getpid()}"
+
+
+@workflow
+async def slow_wf(marker_dir: str, seconds: float) -> str:
+    return await slow_step(marker_dir, seconds)
