@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._primitives import DEFAULT_STREAM
 from ._serialization import decode
-from ._streams import read_stream, read_stream_async
+from ._streams import read_stream, read_stream_async, subscribe_async
 from .errors import RunCancelledError, RunFailedError, RunNotFoundError
 from .world import RUN_TERMINAL, RunRecord
 from .world import Event as _WorldEvent
@@ -148,7 +148,7 @@ class Run:
 
     async def result_async(self, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
-        sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
+        sub = await subscribe_async(self.engine.world, f"run:{self.id}")
         try:
             while True:
                 record = await asyncio.to_thread(self.record)

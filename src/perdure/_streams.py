@@ -19,7 +19,7 @@ from typing import Any
 
 from ._context import StepContext
 from ._serialization import dumps_value, loads_value
-from .world import CHUNK_BYTES, CHUNK_EOF, CHUNK_VALUE, RUN_TERMINAL, Chunk, World
+from .world import CHUNK_BYTES, CHUNK_EOF, CHUNK_VALUE, RUN_TERMINAL, Chunk, Subscription, World
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,15 @@ class StreamCursor:
 
     def fetch(self) -> list[Any]:
         """Chunks after the last one delivered (empty: nothing new). Sets ``done`` at EOF."""
+        if self.world.closed:  # engine shutdown: stop, do not retry a closed World
+            self.done = True
+            return []
         try:
             values = self._fetch()
         except Exception as exc:  # noqa: BLE001 - a dropped connection: resume from the same index
+            if self.world.closed:
+                self.done = True
+                return []
             self._failures += 1
             logger.warning("stream %s/%s read failed (%s); resuming at index %s",
                            self.run_id, self.name, exc, self.next_index)
@@ -119,10 +125,26 @@ def read_stream(world: World, run_id: str, name: str, start_index: int,
         sub.close()
 
 
+async def subscribe_async(world: World, key: str) -> Subscription:
+    """Subscribe off the event loop (on Postgres the first subscription waits for the
+    LISTEN connection), closing the subscription if the caller is cancelled meanwhile."""
+    fut = asyncio.get_running_loop().run_in_executor(None, world.notifier.subscribe, key)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        fut.add_done_callback(_close_late_subscription)
+        raise
+
+
+def _close_late_subscription(fut: asyncio.Future[Subscription]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()
+
+
 async def read_stream_async(world: World, run_id: str, name: str, start_index: int,
                             poll_interval: float) -> AsyncIterator[Any]:
     cursor = StreamCursor(world, run_id, name, start_index)
-    sub = world.notifier.subscribe(f"stream:{run_id}:{name}")
+    sub = await subscribe_async(world, f"stream:{run_id}:{name}")
     try:
         while not cursor.done:
             values = await asyncio.to_thread(cursor.fetch)

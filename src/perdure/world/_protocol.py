@@ -61,6 +61,11 @@ class Subscription(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called; readers stop instead of retrying."""
+        ...
+
 
 class Notifier(Protocol):
     """Wake-ups. Keys: ``jobs`` (a job became claimable), ``run:<id>`` (a run

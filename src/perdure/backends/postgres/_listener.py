@@ -212,3 +212,4 @@ class PgNotifier:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
+        self.local.wake_all()  # waiting readers notice the World closed at once

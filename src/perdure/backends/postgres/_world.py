@@ -46,6 +46,10 @@ class PostgresWorld(EventLog, JobQueue, Streams):
         self.notifier = PgNotifier(local, self.listener)
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def migrate(self) -> int:
         return migrate(self._db)
 

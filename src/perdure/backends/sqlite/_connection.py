@@ -120,6 +120,11 @@ class SqliteBase:
         for conn in conns:
             conn.close()
         self._local = threading.local()
+        self._local_notifier.wake_all()  # waiting readers notice the World closed at once
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
