@@ -29,9 +29,10 @@ class Engine:
     def __init__(self, url: str | None = None, *, concurrency: int = 16,
                  lease_seconds: float | None = None, poll_interval: float | None = None,
                  recovery_interval: float = 60.0, webhook_base_url: str | None = None,
-                 max_payload_bytes: int | None = None, migrate: bool = True) -> None:
+                 max_payload_bytes: int | None = None, migrate: bool = True,
+                 listen: bool = True) -> None:
         self.url = resolve_url(url)
-        self.world: World = open_world(self.url, migrate=migrate)
+        self.world: World = open_world(self.url, migrate=migrate, listen=listen)
         is_sqlite = self.url.startswith("sqlite:")
         default_poll = 0.05 if is_sqlite else 1.0
         self.poll_interval = poll_interval if poll_interval is not None else default_poll

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import psycopg
 
 from perdure import Engine, Run
-from perdure.backends.postgres import PostgresWorld
 from perdure.backends.postgres._listener import APPLICATION_NAME as LISTENER_APP
 
 T = TypeVar("T")
@@ -33,16 +32,8 @@ def reader_engine(url: str, *, poll_interval: float | None = None,
                   listen: bool = True) -> Engine:
     """An engine that only reads (never launched), with its own World, so its readers
     are woken only through the database (NOTIFY or the poll), never by an in-process
-    publish of the writer.
-
-    ``listen=False``: Engine has no option for it, so the World is swapped for one
-    opened with ``PostgresWorld(url, listen=False)`` (a separate SQLite World already
-    gets no wake-up from another World's writes)."""
-    engine = Engine(url, poll_interval=poll_interval, migrate=False)
-    if not listen and isinstance(engine.world, PostgresWorld):
-        engine.world.close()
-        engine.world = PostgresWorld(url, listen=False)
-    return engine
+    publish of the writer. ``listen=False``: no LISTEN connection at all."""
+    return Engine(url, poll_interval=poll_interval, migrate=False, listen=listen)
 
 
 def subscriptions(engine: Engine) -> int:

@@ -14,14 +14,16 @@ def resolve_url(url: str | None = None) -> str:
     return url or os.environ.get("PERDURE_DATABASE_URL") or DEFAULT_URL
 
 
-def open_world(url: str | None = None, *, migrate: bool = True) -> World:
-    """Open the backend named by ``url`` and (by default) bring its schema up to date."""
+def open_world(url: str | None = None, *, migrate: bool = True, listen: bool = True) -> World:
+    """Open the backend named by ``url`` and (by default) bring its schema up to date.
+
+    ``listen=False`` (Postgres): no LISTEN connection; waiters rely on their polls."""
     url = resolve_url(url)
     world: World
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresWorld
 
-        world = PostgresWorld(url)
+        world = PostgresWorld(url, listen=listen)
     elif url.startswith("sqlite:"):
         from .sqlite import SqliteWorld
 
