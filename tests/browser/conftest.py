@@ -55,7 +55,7 @@ def _ensure_chromium() -> None:
         _unavailable("apt-get installed chromium but /usr/bin/chromium is missing")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # sync Playwright holds a running loop while open
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
