@@ -38,7 +38,7 @@ from .errors import (
     StaleStateError,
     WorkflowNotFoundError,
 )
-from .world import RUN_TERMINAL, NewEvent, NewJob, World
+from .world import RUN_TERMINAL, RUN_TERMINAL_EVENTS, NewEvent, NewJob, World
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +90,15 @@ class Advancer:
         raise RuntimeError(f"run {run_id}: lost {MAX_RACES} races in a row")
 
     def _activate_locked(self, run_id: str, ack: list[int]) -> list[LocalStep]:
-        run = self.world.get_run(run_id)
-        if run is None or run.status in RUN_TERMINAL:
+        cached = self.cache.get(run_id)
+        events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
+        self.events_read += len(events)
+        ended = events[-1].event_type in RUN_TERMINAL_EVENTS if events else cached is None
+        if ended:  # an unknown run (no events at all) or one that has ended
             self.cache.evict(run_id)
             if ack:
                 self.world.ack(self.worker_id, ack)
             return []
-        cached = self.cache.get(run_id)
-        events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
-        self.events_read += len(events)
         try:
             inst = self._catch_up(run_id, cached, events)
             now = time.time()

@@ -13,7 +13,7 @@ from ._primitives import DEFAULT_STREAM
 from ._serialization import decode
 from ._streams import read_stream, read_stream_async, subscribe_async
 from .errors import RunCancelledError, RunFailedError, RunNotFoundError
-from .world import RUN_TERMINAL, RunRecord
+from .world import RUN_TERMINAL_EVENTS, RunRecord
 from .world import Event as _WorldEvent
 
 if TYPE_CHECKING:
@@ -105,31 +105,28 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
         try:
+            self.record()  # RunNotFoundError for an unknown id
             while True:
-                record = self.record()
-                if record.status in RUN_TERMINAL:
-                    return self._outcome(record)
-                wait = self.engine.poll_interval
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError(f"run {self.id} is still {record.status}")
-                    wait = min(wait, left)
-                sub.wait(wait)
+                ended = self._terminal_event()
+                if ended is not None:
+                    return _outcome(self.id, ended)
+                sub.wait(self._wait_time(deadline))
         finally:
             sub.close()
 
-    def _outcome(self, record: RunRecord) -> Any:
-        last = self.engine.world.list_events(self.id, after_seq=record.last_seq - 1)
-        data = (last[0].data or {}) if last else {}
-        if record.status == "completed":
-            return decode(data.get("output"), strict=False)
-        if record.status == "cancelled":
-            raise RunCancelledError(f"run {self.id} was cancelled")
-        error = data.get("error") or {}
-        raise RunFailedError(
-            f"run {self.id} failed: {error.get('type', 'Error')}: {error.get('message', '')}", error
-        )
+    def _terminal_event(self) -> _WorldEvent | None:
+        """The run's terminal event, if it has ended (one query, no status read)."""
+        found = self.engine.world.list_events(self.id, types=_TERMINAL, limit=1)
+        return found[0] if found else None
+
+    def _wait_time(self, deadline: float | None) -> float:
+        wait = self.engine.poll_interval
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"run {self.id} has not ended")
+            wait = min(wait, left)
+        return wait
 
     def cancel(self) -> bool:
         """Cancel the run: no pending step starts, running async steps are cancelled.
@@ -150,17 +147,12 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         sub = await subscribe_async(self.engine.world, f"run:{self.id}")
         try:
+            await asyncio.to_thread(self.record)
             while True:
-                record = await asyncio.to_thread(self.record)
-                if record.status in RUN_TERMINAL:
-                    return await asyncio.to_thread(self._outcome, record)
-                wait = self.engine.poll_interval
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError(f"run {self.id} is still {record.status}")
-                    wait = min(wait, left)
-                await sub.wait_async(wait)
+                ended = await asyncio.to_thread(self._terminal_event)
+                if ended is not None:
+                    return _outcome(self.id, ended)
+                await sub.wait_async(self._wait_time(deadline))
         finally:
             sub.close()
 
@@ -176,6 +168,21 @@ class Run:
     def stream_async(self, name: str | None = None, start_index: int = 0) -> AsyncIterator[Any]:
         return read_stream_async(self.engine.world, self.id, name or DEFAULT_STREAM,
                                  start_index, self.engine.poll_interval)
+
+
+_TERMINAL = sorted(RUN_TERMINAL_EVENTS)
+
+
+def _outcome(run_id: str, event: _WorldEvent) -> Any:
+    data = event.data or {}
+    if event.event_type == "run_completed":
+        return decode(data.get("output"), strict=False)
+    if event.event_type == "run_cancelled":
+        raise RunCancelledError(f"run {run_id} was cancelled")
+    error = data.get("error") or {}
+    raise RunFailedError(
+        f"run {run_id} failed: {error.get('type', 'Error')}: {error.get('message', '')}", error
+    )
 
 
 class RunList(list[Run]):

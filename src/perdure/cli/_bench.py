@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -29,12 +30,20 @@ from ._common import CliError
               help="Draw ms per step against sequential step count to this PNG.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write every sample and summary to this JSON file.")
+@click.option("--from-json", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Measure nothing: print the tables (and --chart) of an earlier --json file.")
 def bench(backend: str, database_url: str | None, iterations: int, quick: bool,
           shape_filter: str | None, compare: str | None, bench_venv: Path,
-          chart: Path | None, json_path: Path | None) -> None:
+          chart: Path | None, json_path: Path | None, from_json: Path | None) -> None:
     """Measure workflow shapes start to result and print a table (Markdown)."""
-    from ..bench import BenchOptions, run
+    from ..bench import BenchOptions, Report, run
 
+    if from_json is not None:
+        report = Report.from_json(json.loads(from_json.read_text(encoding="utf-8")))
+        click.echo(report.text())
+        if chart is not None:
+            report.chart(chart)
+        return
     if database_url is not None and not database_url.startswith(("postgresql:", "postgres:")):
         raise CliError("--database-url is the Postgres to benchmark (postgresql://...)")
     options = BenchOptions(backend=backend, database_url=database_url, iterations=iterations,

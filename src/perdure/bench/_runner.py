@@ -1,0 +1,111 @@
+"""Running the shapes on perdure: one launched in-process ``Engine`` per backend
+for the single-process shapes, ``perdure worker`` processes for throughput.
+
+Per shape: warm-up iterations (untimed), then timed iterations until
+``iterations`` or the time budget (at least the shape's minimum), each one start to
+result. On Postgres the ``xact_commit`` delta of the timed iterations alone is
+recorded (settled before and after, see ``_measure``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from perdure import Engine
+
+from . import _shapes, _throughput
+from ._catalog import PROCESS_KINDS, Shape
+from ._measure import CommitCounter, Result, timed_loop, touch_psycopg_pool
+
+logger = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Plan:
+    iterations: int = 20     # at most, per shape
+    budget: float = 3.0      # seconds of timed iterations per shape, after the minimum
+    quick: bool = False
+
+
+def system_name(url: str) -> str:
+    return "perdure-sqlite" if url.startswith("sqlite:") else "perdure-postgres"
+
+
+class PerdureSide:
+    """One backend: a launched in-process engine kept for the whole run (single-process
+    shapes), ``perdure worker`` processes for the throughput shapes."""
+
+    def __init__(self, url: str, plan: Plan) -> None:
+        self.url = url
+        self.plan = plan
+        self.system = system_name(url)
+        self.counter = CommitCounter(url) if self.system == "perdure-postgres" else None
+        self.engine = Engine(url)
+        self.engine.launch()
+        # Let the worker's start-up recovery sweep finish before anything is counted.
+        self.engine.start(_shapes.bench_seq, 0).result(timeout=_shapes.RESULT_TIMEOUT)
+        time.sleep(1.0)
+
+    def measure(self, shape: Shape) -> Result:
+        if shape.kind in PROCESS_KINDS:
+            flush = None if self.counter is None else (lambda: _flush(self.engine))
+            return _throughput.run(self.url, self.system, shape, self.counter, flush)
+        _shapes.bind_engine(self.engine)
+        try:
+            return _measure(self.engine, self.system, shape, self.plan, self.counter)
+        finally:
+            _shapes.bind_engine(None)
+
+    def close(self) -> None:
+        self.engine.shutdown()
+
+
+def _measure(engine: Engine, system: str, shape: Shape, plan: Plan,
+             counter: CommitCounter | None) -> Result:
+    result = Result(system, shape.name, shape.kind, shape.steps)
+    if "bytes" in shape.params:
+        result.extra["bytes"] = shape.params["bytes"]
+    drive = _shapes.DRIVERS[shape.kind]
+
+    def once() -> float | list[float]:
+        return drive(engine, shape)
+
+    try:
+        for _ in range(shape.warmup):
+            once()
+        before = counter.settled(lambda: _flush(engine)) if counter else None
+        samples, done = timed_loop(once, iterations=plan.iterations,
+                                   min_iterations=shape.min_iterations, budget=plan.budget)
+        if counter is not None and before is not None:
+            result.commits = counter.settled(lambda: _flush(engine)) - before
+            result.commit_runs = done
+        result.samples, result.iterations = samples, done
+    except Exception as exc:  # noqa: BLE001 - report it and go on with the next shape
+        logger.debug("shape %s failed", shape.name, exc_info=True)
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.extra["traceback"] = traceback.format_exc()
+    return result
+
+
+def _flush(engine: Engine) -> int:
+    """Make the engine's idle pooled connections flush their statistics."""
+    pool: Any = getattr(getattr(engine.world, "_db", None), "pool", None)
+    if pool is None:  # another pool layout: wait out Postgres' idle flush delay
+        time.sleep(10.5)
+        return 0
+    return touch_psycopg_pool(pool)
+
+
+def progress_line(r: Result) -> str:
+    if r.error:
+        return f"  {r.system:<17} {r.shape:<20} FAILED {r.error}"
+    from ._measure import median
+
+    extra = ""
+    if r.commits is not None and r.commit_runs:
+        extra = f"  {r.commits / r.commit_runs:.1f} commits/run"
+    return (f"  {r.system:<17} {r.shape:<20} {r.iterations:>3} iter  "
+            f"median {median(r.samples):9.2f} ms{extra}")

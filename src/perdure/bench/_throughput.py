@@ -1,0 +1,119 @@
+"""Throughput: N one-step workflows executed by 1 or 2 ``perdure worker`` processes.
+
+The workers (``perdure worker perdure.bench._shapes``) start first and are warmed
+up with a small batch. Then this process, a client ``Engine`` that executes
+nothing, starts the N runs from a few threads and waits for every result; the
+time from the first start to the last result gives workflows per second.
+
+Commits (Postgres) are counted from before the workers start to after they have
+exited (a backend flushes its statistics on exit), so they include the warm-up
+batch, the workers' start and stop and the idle polling of the bench's own
+in-process engine; ``commit_runs`` says how many runs that is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from perdure import Engine
+
+from . import _shapes
+from ._catalog import Shape
+from ._measure import CommitCounter, Result
+
+STARTERS = 4          # client threads starting runs
+WARMUP_PER_WORKER = 25
+READY_TIMEOUT = 60.0
+
+
+def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
+        flush: Callable[[], int] | None) -> Result:
+    """``flush`` settles the statistics of this process's own idle engine."""
+    result = Result(system, shape.name, shape.kind, 1)
+    workers = int(shape.params["workers"])
+    before = None
+    if counter is not None and flush is not None:
+        before = counter.settled(flush)
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    client = Engine(url)
+    try:
+        for _ in range(workers):
+            procs.append(_spawn(url))
+        for proc, log in procs:
+            _wait_ready(proc, log)
+        warm = WARMUP_PER_WORKER * workers
+        _batch(client, warm)
+        t0 = time.perf_counter()
+        _batch(client, shape.n)
+        elapsed = time.perf_counter() - t0
+        result.samples = [elapsed * 1000.0]
+        result.iterations = 1
+        result.extra["workflows_per_s"] = shape.n / elapsed
+        result.extra["workers"] = workers
+        result.commit_runs = shape.n + warm
+    except Exception as exc:  # noqa: BLE001 - report it, the other shapes go on
+        result.error = f"{type(exc).__name__}: {exc}"
+        for _, log in procs:
+            result.extra.setdefault("worker_log", log.read_text(errors="replace")[-2000:])
+    finally:
+        _stop(procs)
+        client.shutdown()
+    if counter is not None and flush is not None and before is not None and not result.error:
+        time.sleep(0.3)  # the workers' backends exit, flushing their statistics
+        result.commits = counter.settled(flush) - before
+    return result
+
+
+def _batch(client: Engine, n: int) -> None:
+    with ThreadPoolExecutor(STARTERS) as pool:
+        runs = list(pool.map(lambda i: client.start(_shapes.bench_one, i), range(n)))
+    for index, run in enumerate(runs):
+        value = run.result(timeout=_shapes.RESULT_TIMEOUT)
+        if value != index:
+            raise AssertionError(f"run {run.id} returned {value!r}, expected {index}")
+
+
+def _spawn(url: str) -> tuple[subprocess.Popen[bytes], Path]:
+    fd, name = tempfile.mkstemp(prefix="perdure-bench-worker-", suffix=".log")
+    os.close(fd)
+    log = Path(name)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perdure.cli", "--database-url", url, "worker",
+             "perdure.bench._shapes"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    return proc, log
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if "running" in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}: "
+                               f"{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    raise TimeoutError("worker did not start")
+
+
+def _stop(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
+    for proc, _ in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc, log in procs:
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.unlink(missing_ok=True)

@@ -1,0 +1,43 @@
+"""`perdure bench --quick` runs through the CLI and prints its table.
+
+A smoke test only: it never looks at the timings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SHAPES = ("no-step", "seq-10", "gather-10", "race-10", "payload-seq-10", "stream-ttfc")
+
+
+def test_quick_bench_prints_the_table(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PERDURE_DATABASE_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.cli", "bench", "--quick", "--backend", "sqlite",
+         "--shapes", ",".join(SHAPES), "--json", str(out_json)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "### perdure (SQLite)" in out
+    assert "| shape" in out and "median ms" in out and "p95 ms" in out and "ms/step" in out
+    for shape in SHAPES:
+        row = next((line for line in out.splitlines() if line.startswith(f"| {shape} ")), None)
+        assert row is not None, f"no row for {shape}:\n{out}"
+        assert "FAILED" not in row, row
+    assert out_json.exists()
+
+
+def test_unknown_shape_is_an_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.cli", "bench", "--quick", "--backend", "sqlite",
+         "--shapes", "no-such-shape"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    assert "no shape matches no-such-shape" in proc.stderr
