@@ -57,13 +57,15 @@ class StreamCursor:
         self._failures = 0
         self._drained_after_end = False
 
-    def fetch(self) -> list[Any]:
-        """Chunks after the last one delivered (empty: nothing new). Sets ``done`` at EOF."""
+    def fetch(self, check_end: bool = True) -> list[Any]:
+        """Chunks after the last one delivered (empty: nothing new). Sets ``done`` at EOF.
+        ``check_end``: when nothing is new, also look whether the run ended without
+        ever closing this stream (skipped right after a wake-up, which means data)."""
         if self.world.closed:  # engine shutdown: stop, do not retry a closed World
             self.done = True
             return []
         try:
-            values = self._fetch()
+            values = self._fetch(check_end)
         except Exception as exc:  # noqa: BLE001 - a dropped connection: resume from the same index
             if self.world.closed:
                 self.done = True
@@ -78,7 +80,7 @@ class StreamCursor:
     def retry_delay(self) -> float:
         return min(MAX_BACKOFF, 0.05 * 2 ** self._failures) if self._failures else 0.0
 
-    def _fetch(self) -> list[Any]:
+    def _fetch(self, check_end: bool) -> list[Any]:
         if self.next_index is None:
             info = self.world.stream_info(self.run_id, self.name)
             self.next_index = max(0, info.chunks + self.start_index)
@@ -93,7 +95,7 @@ class StreamCursor:
                 break
             values.append(decode_chunk(chunk))
             self.next_index += 1
-        if not chunks and not self.done:
+        if not chunks and not self.done and check_end:
             self._check_run_ended()
         return values
 
@@ -111,16 +113,18 @@ def read_stream(world: World, run_id: str, name: str, start_index: int,
     cursor = StreamCursor(world, run_id, name, start_index)
     sub = world.notifier.subscribe(f"stream:{run_id}:{name}")
     try:
+        woken = False
         while not cursor.done:
-            values = cursor.fetch()
+            values = cursor.fetch(check_end=not woken)
             yield from values
+            woken = False
             if len(values) >= READ_BATCH or cursor.done:
                 continue
             delay = cursor.retry_delay()
             if delay:
                 time.sleep(delay)
             elif not values:
-                sub.wait(poll_interval)
+                woken = sub.wait(poll_interval)
     finally:
         sub.close()
 
@@ -146,16 +150,18 @@ async def read_stream_async(world: World, run_id: str, name: str, start_index: i
     cursor = StreamCursor(world, run_id, name, start_index)
     sub = await subscribe_async(world, f"stream:{run_id}:{name}")
     try:
+        woken = False
         while not cursor.done:
-            values = await asyncio.to_thread(cursor.fetch)
+            values = await asyncio.to_thread(cursor.fetch, not woken)
             for value in values:
                 yield value
+            woken = False
             if len(values) >= READ_BATCH or cursor.done:
                 continue
             delay = cursor.retry_delay()
             if delay:
                 await asyncio.sleep(delay)
             elif not values:
-                await sub.wait_async(poll_interval)
+                woken = await sub.wait_async(poll_interval)
     finally:
         sub.close()

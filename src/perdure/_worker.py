@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,6 +57,8 @@ class Worker:
         self._held: dict[int, str] = {}  # job id -> run id, for lease renewal
         self._next_due: float | None = None
         self._starved = False  # the dispatcher found no free slot last time
+        self._last_free = 1
+        self._inputs: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
         self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
@@ -145,11 +148,12 @@ class Worker:
                 logger.warning("claiming jobs failed; retrying", exc_info=True)
                 self._stop.wait(min(1.0, self.poll_interval))
                 continue
-            if not claimed:
+            if claimed < self._last_free:  # the queue is drained (or no slot): wait
                 self._wake.wait(self._idle_timeout())
 
     def _claim_some(self) -> int:
         free = self._reserve(self.concurrency)
+        self._last_free = max(free, 1)
         if free == 0:
             with self._slots_lock:
                 self._starved = True
@@ -246,11 +250,24 @@ class Worker:
         return self._execute(LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt))
 
     def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
-        for event in self.world.list_events(run_id, types=["step_created"]):
-            if event.correlation_id == cid:
-                data = event.data or {}
-                return decode(data.get("args") or []), decode(data.get("kwargs") or {})
-        raise EntityConflictError(f"run {run_id}: no step_created for {cid}")
+        """A queued step's arguments. The ``step_created`` events of a run are read
+        once and kept (a gather's steps are claimed one by one: not N queries of N)."""
+        with self._slots_lock:
+            known = self._inputs.get(run_id)
+            if known is None or cid not in known:
+                known = None
+        if known is None:
+            known = {e.correlation_id or "": e.data or {}
+                     for e in self.world.list_events(run_id, types=["step_created"])}
+            with self._slots_lock:
+                self._inputs[run_id] = known
+                self._inputs.move_to_end(run_id)
+                while len(self._inputs) > 256:
+                    self._inputs.popitem(last=False)
+        data = known.get(cid)
+        if data is None:
+            raise EntityConflictError(f"run {run_id}: no step_created for {cid}")
+        return decode(data.get("args") or []), decode(data.get("kwargs") or {})
 
     # == background =========================================================
     def _recovery_loop(self) -> None:
