@@ -7,11 +7,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+
+from perdure.testing import wait_for as _wait_for
 
 WORKFLOWS = str(Path(__file__).with_name("workflows.py"))
 REPO = Path(__file__).resolve().parents[2]
@@ -45,11 +46,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+    _wait_for(condition, timeout=timeout, interval=0.02)
 
 
 def execute_sql(url: str, sql: str) -> None:

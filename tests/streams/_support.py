@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -11,6 +10,7 @@ import psycopg
 
 from perdure import Engine, Run
 from perdure.backends.postgres._listener import APPLICATION_NAME as LISTENER_APP
+from perdure.testing import wait_for as _wait_for
 
 T = TypeVar("T")
 KILLER_APP = "stream-test-killer"
@@ -18,14 +18,7 @@ KILLER_APP = "stream-test-killer"
 
 def wait_for(fn: Callable[[], T], *, timeout: float = 15.0, what: str = "condition") -> T:
     """Poll ``fn`` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    return _wait_for(fn, timeout=timeout, what=what)
 
 
 def reader_engine(url: str, *, poll_interval: float | None = None,

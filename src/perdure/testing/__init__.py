@@ -2,5 +2,6 @@
 
 from ._postgres import PostgresServer, find_or_start_postgres
 from ._replay_check import assert_replays_cleanly
+from ._waiting import wait_for
 
-__all__ = ["PostgresServer", "assert_replays_cleanly", "find_or_start_postgres"]
+__all__ = ["PostgresServer", "assert_replays_cleanly", "find_or_start_postgres", "wait_for"]

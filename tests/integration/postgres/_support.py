@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
+
+from perdure.testing import wait_for as _wait_for
 
 T = TypeVar("T")
 
 
 def wait_for(fn: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
     """Poll ``fn`` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    return _wait_for(fn, timeout=timeout, what=what)
 
 
 def backends(admin: psycopg.Connection[Any], application_name: str | None = None) -> list[int]:
