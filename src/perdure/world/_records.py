@@ -27,13 +27,17 @@ CHUNK_VALUE = 1
 CHUNK_EOF = 2
 
 
+# One encoder, made once: json.dumps with these options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+
+
 def dumps(data: Any) -> str:
     """Compact JSON; ``ensure_ascii`` keeps lone surrogates and NULs as escapes.
 
     Postgres ``text`` cannot hold a NUL character, but the six characters ``\\u0000``
     are fine, so every payload survives both backends byte for byte.
     """
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _encode(data)
 
 
 def loads(text: str | bytes | None) -> Any:

@@ -43,6 +43,7 @@ Q: dict[str, str] = load_queries(PACKAGE)
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+NEVER_AUTO_PREPARE = 2**31 - 1
 Conn = psycopg.Connection[Any]
 
 
@@ -119,11 +120,12 @@ class Database:
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            # prepare_threshold=None: only the queries we mark are prepared (an
-            # auto-prepared generic plan would be bad for the optional filters).
+            # Only the queries we mark are prepared (an automatically prepared
+            # generic plan would be bad for the optional filters). Not None: that
+            # would disable prepare=True too.
             kwargs={
                 "autocommit": True,
-                "prepare_threshold": None,
+                "prepare_threshold": NEVER_AUTO_PREPARE,
                 "application_name": application_name,
             },
             name="perdure",

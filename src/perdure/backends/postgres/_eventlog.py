@@ -29,7 +29,7 @@ from ...world import (
     dumps,
 )
 from . import _convert
-from ._arrays import array
+from ._arrays import bool_array, number_array, text_array
 from ._base import PostgresBase
 from ._db import Q, Retry
 
@@ -90,11 +90,12 @@ def append_params(
             tokens[i] = str(_field(data, "token", kind))
             webhooks[i] = bool((data or {}).get("webhook"))
     return [
-        run_id, array(types), array(cids), array(datas), array(times),
-        array(names), array(tokens), array(webhooks), array(resume_at), array(retry_after),
+        run_id, text_array(types), text_array(cids), text_array(datas), number_array(times),
+        text_array(names), text_array(tokens), bool_array(webhooks), number_array(resume_at),
+        number_array(retry_after),
         expected_seq, expected_result_seq,
         *job_arrays(jobs),
-        array(ack) if ack else None, consumed, close_streams,
+        number_array(ack) if ack else None, consumed, close_streams,
     ]
 
 
@@ -108,12 +109,12 @@ def job_arrays(jobs: Sequence[NewJob]) -> Params:
         if job.kind not in ("workflow", "step"):
             raise ValueError(f"unknown job kind {job.kind!r}")
     return [
-        array([j.kind for j in jobs]),
-        array([j.run_id for j in jobs]),
-        array([j.correlation_id for j in jobs]),
-        array([j.due_at for j in jobs]),
-        array([j.claimed_by for j in jobs]),
-        array([float(j.lease_seconds) for j in jobs]),
+        text_array([j.kind for j in jobs]),
+        text_array([j.run_id for j in jobs]),
+        text_array([j.correlation_id for j in jobs]),
+        number_array([j.due_at for j in jobs]),
+        text_array([j.claimed_by for j in jobs]),
+        number_array([float(j.lease_seconds) for j in jobs]),
     ]
 
 
@@ -124,7 +125,7 @@ def wakes_jobs(jobs: Sequence[NewJob], now: float) -> bool:
 class EventLog(PostgresBase):
     def register_workflows(self, names: Sequence[str]) -> None:
         if names:
-            self._db.run("register_workflows", (array(names),))
+            self._db.run("register_workflows", (text_array(names),))
 
     def registered_workflows(self) -> list[str]:
         return [row[0] for row in self._db.all("registered_workflows", ())]
@@ -234,7 +235,7 @@ class EventLog(PostgresBase):
     ) -> list[Event]:
         params = {
             "run_id": run_id, "after_seq": after_seq, "limit": limit,
-            "types": array(types),
+            "types": text_array(types),
         }
         return [_convert.event(row) for row in self._db.all("list_events", params)]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ...world import Job, JobKind, NewJob
 from . import _convert
-from ._arrays import array
+from ._arrays import number_array, text_array
 from ._base import PostgresBase
 from ._db import Retry
 from ._eventlog import job_arrays, wakes_jobs
@@ -41,7 +41,7 @@ class JobQueue(PostgresBase):
             return []
         # A claim whose answer was lost leaves its jobs leased until the lease runs
         # out, then they are claimed again: retrying is safe.
-        params = (worker_id, limit, float(lease_seconds), array(kinds))
+        params = (worker_id, limit, float(lease_seconds), text_array(kinds))
         return [_convert.job(row) for row in self._db.all("claim_jobs", params)]
 
     def extend_leases(
@@ -49,18 +49,19 @@ class JobQueue(PostgresBase):
     ) -> list[int]:
         if not job_ids:
             return []
-        rows = self._db.all("extend_leases", (float(lease_seconds), array(job_ids), worker_id))
+        params = (float(lease_seconds), number_array(job_ids), worker_id)
+        rows = self._db.all("extend_leases", params)
         return sorted(row[0] for row in rows)
 
     def ack(self, worker_id: str, job_ids: Sequence[int]) -> None:
         """Only the holder acknowledges: a job another worker reclaimed after this
         one's lease ran out stays, and is run (and acknowledged) by that worker."""
         if job_ids:
-            self._db.run("ack_jobs", (array(job_ids), worker_id))
+            self._db.run("ack_jobs", (number_array(job_ids), worker_id))
 
     def release(self, worker_id: str, job_ids: Sequence[int]) -> None:
         if job_ids:
-            self._db.run("release_jobs", (worker_id, array(job_ids)))
+            self._db.run("release_jobs", (worker_id, number_array(job_ids)))
             self.notifier.publish("jobs")
 
     def list_jobs(self, *, run_id: str | None = None) -> list[Job]:

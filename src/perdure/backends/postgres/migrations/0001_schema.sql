@@ -8,6 +8,9 @@
 -- Event data is JSON *text* (perdure.world.dumps escapes NUL as \u0000), never
 -- jsonb: jsonb refuses \u0000 and reorders keys.
 --
+-- Text columns (but data) are COLLATE "C": byte order, as in SQLite, for listings and cursors
+-- alike, and the cheapest comparisons in the indexes.
+--
 -- fillfactor leaves room for HOT updates on the rows updated in place (runs,
 -- steps, jobs). No foreign keys on the hot tables: every writer goes through perdure.append_events
 -- or perdure._create_run, which lock and check the run row themselves.
@@ -20,10 +23,10 @@ CREATE FUNCTION perdure.clock() RETURNS float8
     AS $$ SELECT extract(epoch FROM clock_timestamp())::float8 $$;
 
 CREATE TABLE perdure.runs (
-    id              text PRIMARY KEY,
-    workflow_name   text NOT NULL,
-    status          text NOT NULL,
-    idempotency_key text UNIQUE,
+    id              text COLLATE "C" PRIMARY KEY,
+    workflow_name   text COLLATE "C" NOT NULL,
+    status          text COLLATE "C" NOT NULL,
+    idempotency_key text COLLATE "C" UNIQUE,
     created_at      double precision NOT NULL,
     updated_at      double precision NOT NULL,
     started_at      double precision,
@@ -37,10 +40,10 @@ CREATE INDEX runs_workflow_id ON perdure.runs (workflow_name, id);
 CREATE INDEX runs_active_id ON perdure.runs (id) WHERE status IN ('pending', 'running');
 
 CREATE TABLE perdure.events (
-    run_id         text NOT NULL,
+    run_id         text COLLATE "C" NOT NULL,
     seq            integer NOT NULL,
-    event_type     text NOT NULL,
-    correlation_id text,
+    event_type     text COLLATE "C" NOT NULL,
+    correlation_id text COLLATE "C",
     data           text,
     created_at     double precision NOT NULL,
     PRIMARY KEY (run_id, seq)
@@ -51,11 +54,11 @@ CREATE UNIQUE INDEX events_creation ON perdure.events (run_id, correlation_id, e
 
 -- seq: the seq of the entity's creation event (creation order for listings).
 CREATE TABLE perdure.steps (
-    run_id         text NOT NULL,
-    correlation_id text NOT NULL,
+    run_id         text COLLATE "C" NOT NULL,
+    correlation_id text COLLATE "C" NOT NULL,
     seq            integer NOT NULL,
-    name           text NOT NULL,
-    status         text NOT NULL,
+    name           text COLLATE "C" NOT NULL,
+    status         text COLLATE "C" NOT NULL,
     attempt        integer NOT NULL DEFAULT 0,
     created_at     double precision NOT NULL,
     started_at     double precision,
@@ -66,10 +69,10 @@ CREATE TABLE perdure.steps (
 CREATE INDEX steps_run_seq ON perdure.steps (run_id, seq);
 
 CREATE TABLE perdure.waits (
-    run_id         text NOT NULL,
-    correlation_id text NOT NULL,
+    run_id         text COLLATE "C" NOT NULL,
+    correlation_id text COLLATE "C" NOT NULL,
     seq            integer NOT NULL,
-    status         text NOT NULL,
+    status         text COLLATE "C" NOT NULL,
     resume_at      double precision NOT NULL,
     created_at     double precision NOT NULL,
     completed_at   double precision,
@@ -79,11 +82,11 @@ CREATE INDEX waits_run_seq ON perdure.waits (run_id, seq);
 CREATE INDEX waits_due ON perdure.waits (resume_at) WHERE status = 'waiting';
 
 CREATE TABLE perdure.hooks (
-    run_id         text NOT NULL,
-    correlation_id text NOT NULL,
+    run_id         text COLLATE "C" NOT NULL,
+    correlation_id text COLLATE "C" NOT NULL,
     seq            integer NOT NULL,
-    token          text NOT NULL,
-    status         text NOT NULL,
+    token          text COLLATE "C" NOT NULL,
+    status         text COLLATE "C" NOT NULL,
     is_webhook     boolean NOT NULL DEFAULT false,
     created_at     double precision NOT NULL,
     disposed_at    double precision,
@@ -94,11 +97,11 @@ CREATE UNIQUE INDEX hooks_active_token ON perdure.hooks (token) WHERE status = '
 
 CREATE TABLE perdure.jobs (
     id               bigserial PRIMARY KEY,
-    kind             text NOT NULL,
-    run_id           text NOT NULL,
-    correlation_id   text,
+    kind             text COLLATE "C" NOT NULL,
+    run_id           text COLLATE "C" NOT NULL,
+    correlation_id   text COLLATE "C",
     due_at           double precision NOT NULL,
-    claimed_by       text,
+    claimed_by       text COLLATE "C",
     lease_expires_at double precision,
     attempts         integer NOT NULL DEFAULT 0,
     created_at       double precision NOT NULL DEFAULT perdure.clock()
@@ -114,8 +117,8 @@ CREATE UNIQUE INDEX jobs_step ON perdure.jobs (run_id, correlation_id) WHERE kin
 
 -- kind: 0 bytes, 1 a serialized value, 2 EOF (always the last chunk of its stream).
 CREATE TABLE perdure.chunks (
-    run_id     text NOT NULL,
-    stream     text NOT NULL,
+    run_id     text COLLATE "C" NOT NULL,
+    stream     text COLLATE "C" NOT NULL,
     idx        integer NOT NULL,
     kind       smallint NOT NULL,
     data       bytea NOT NULL,
@@ -125,7 +128,7 @@ CREATE TABLE perdure.chunks (
 
 -- Workflow names a deployment can run (checked by perdure.start_workflow).
 CREATE TABLE perdure.workflows (
-    name          text PRIMARY KEY,
+    name          text COLLATE "C" PRIMARY KEY,
     registered_at double precision NOT NULL,
     last_seen_at  double precision NOT NULL
 );
