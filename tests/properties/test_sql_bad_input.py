@@ -123,8 +123,6 @@ def test_injection_like_names_leave_the_schema_whole(conn: psycopg.Connection[An
         "SELECT perdure.run_status(%s)", (kept[0],)).fetchone() == ("pending",)
 
 
-@pytest.mark.xfail(strict=True, reason="known: a key over ~8 KB fails with Postgres's "
-                   "ProgramLimitExceeded (index row size) instead of a clear refusal")
 def test_huge_idempotency_key_is_refused_clearly(conn: psycopg.Connection[Any],
                                                  pg_url: str) -> None:
     from .test_api_bad_input import HUGE_KEY

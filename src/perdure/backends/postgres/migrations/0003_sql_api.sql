@@ -17,6 +17,10 @@ BEGIN
             USING ERRCODE = 'PD005',
                   HINT = 'workflows are registered by the workers that run them, when they start';
     END IF;
+    IF idempotency_key IS NOT NULL AND length(idempotency_key) NOT BETWEEN 1 AND 512 THEN
+        RAISE EXCEPTION 'perdure.start_workflow: an idempotency key is 1 to 512 characters, got %',
+            length(idempotency_key) USING ERRCODE = '22023';
+    END IF;
     RETURN (perdure._create_run(start_workflow.name, args::text, perdure.uuid7(),
                                 start_workflow.idempotency_key, NULL)).run_id;
 END
