@@ -135,6 +135,8 @@ class Engine:
         cursor = conn.cursor(row_factory=tuple_row)
         await cursor.execute(sql, params)
         row = await cursor.fetchone()
+        if row is None:
+            raise RuntimeError("the start statement returned no run id")
         return Run(self, str(row[0]))
 
     # -- inspecting ----------------------------------------------------------------

@@ -61,17 +61,18 @@ def rebuild(error: dict[str, Any]) -> Exception:
     type_name = str(error.get("type", ""))
     message = str(error.get("message", ""))
     cls = _find_class(type_name)
-    exc: Exception | None = None
+    exc: BaseException | None = None
     if cls is not None:
         try:
             exc = cls(message)
         except Exception:  # noqa: BLE001 - constructors with other signatures
             try:
-                exc = cls.__new__(cls)
-                exc.args = (message,)
+                made = cls.__new__(cls)
+                made.args = (message,)
+                exc = made
             except Exception:  # noqa: BLE001
                 exc = None
-    if exc is None:
+    if not isinstance(exc, Exception):
         exc = StepFailedError(f"{type_name}: {message}", type_name, str(error.get("traceback", "")))
     exc.__notes__ = [f"perdure: recorded as {type_name}"]
     return exc

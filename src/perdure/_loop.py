@@ -64,21 +64,25 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._closed = True
 
     # -- scheduling ------------------------------------------------------------
-    def call_soon(self, callback: Callable[..., Any], *args: Any,
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
+    def call_soon_threadsafe(  # type: ignore[override]
+        self, callback: Callable[..., Any], *args: Any,
                              context: contextvars.Context | None = None) -> asyncio.Handle:
         raise RuntimeError("a workflow body cannot be reached from other threads")
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+    def call_later(  # type: ignore[override]
+        self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return self.call_at(self.time() + delay, callback, *args, context=context)
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         handle = asyncio.TimerHandle(when, callback, args, self, context)
         if when <= self.time():
@@ -144,9 +148,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             "body; put it in a @step"
         )
 
-    run_forever = run_until_complete = stop = _unsupported  # type: ignore[assignment]
+    run_forever = run_until_complete = stop = _unsupported
     run_in_executor = getaddrinfo = getnameinfo = create_connection = _unsupported  # type: ignore[assignment]
-    create_server = create_datagram_endpoint = subprocess_exec = subprocess_shell = _unsupported  # type: ignore[assignment]
+    create_server = create_datagram_endpoint = subprocess_exec = subprocess_shell = _unsupported
     add_reader = add_writer = remove_reader = remove_writer = add_signal_handler = _unsupported  # type: ignore[assignment]
-    sock_recv = sock_sendall = sock_connect = sock_accept = _unsupported  # type: ignore[assignment]
-    shutdown_asyncgens = shutdown_default_executor = _unsupported  # type: ignore[assignment]
+    sock_recv = sock_sendall = sock_connect = sock_accept = _unsupported
+    shutdown_asyncgens = shutdown_default_executor = _unsupported

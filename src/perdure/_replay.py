@@ -61,7 +61,7 @@ class WorkflowInstance:
         self.webhook_base = webhook_base.rstrip("/")
         self.max_payload_bytes = max_payload_bytes
         self.perdure_now = 0.0
-        self.loop = WorkflowLoop(self, self)
+        self.loop = WorkflowLoop(self, self)  # type: ignore[abstract]
         self.last_seq = 0          # newest log event this instance has seen
         self.result_seq = 0        # newest result event in the log it has consumed
         self.started = False

@@ -22,7 +22,7 @@ import os
 import sys
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from .errors import PayloadTooLargeError, SerializationError
 from .world import dumps, loads
@@ -130,7 +130,7 @@ def decode(data: Any, *, strict: bool = True) -> Any:
 
 
 def _decode_tagged(tag: str, data: dict[str, Any], strict: bool) -> Any:  # noqa: C901
-    v = data.get("v")
+    v: Any = data.get("v")
     if tag == "bytes":
         return base64.b64decode(v)
     if tag == "dict":
@@ -175,7 +175,7 @@ def _decode_dataclass(data: dict[str, Any], strict: bool) -> Any:
             )
         return fields
     init = {f.name for f in dataclasses.fields(obj) if f.init}
-    instance = obj(**{k: x for k, x in fields.items() if k in init})
+    instance = cast(Any, obj)(**{k: x for k, x in fields.items() if k in init})
     for k, x in fields.items():
         if k not in init:
             object.__setattr__(instance, k, x)

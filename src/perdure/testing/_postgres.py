@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -74,7 +75,7 @@ class PostgresServer:
         self.owned = False
 
 
-def _as_postgres_user() -> dict[str, object]:
+def _as_postgres_user() -> dict[str, Any]:
     """initdb refuses to run as root; drop to the ``postgres`` user when we are root."""
     if os.geteuid() != 0:
         return {}
@@ -96,8 +97,8 @@ def start_throwaway_cluster() -> PostgresServer:
     os.makedirs(sockdir)
     owner = _as_postgres_user()
     if owner:
-        os.chown(tmp, owner["user"], owner["group"])  # type: ignore[arg-type]
-        os.chown(sockdir, owner["user"], owner["group"])  # type: ignore[arg-type]
+        os.chown(tmp, owner["user"], owner["group"])
+        os.chown(sockdir, owner["user"], owner["group"])
     subprocess.run([initdb, "-D", datadir, "-A", "trust", "-U", "postgres", "--no-sync"],
                    check=True, capture_output=True, **owner)
     port = _free_port()

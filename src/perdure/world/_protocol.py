@@ -59,12 +59,11 @@ class Subscription(Protocol):
 
     async def wait_async(self, timeout: float | None) -> bool: ...
 
-    def close(self) -> None: ...
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called; readers stop instead of retrying."""
+    def set(self) -> None:
+        """Wake this subscription from this process (as a notification would)."""
         ...
+
+    def close(self) -> None: ...
 
 
 class Notifier(Protocol):
@@ -82,7 +81,11 @@ class Notifier(Protocol):
 @runtime_checkable
 class World(Protocol):
     url: str
-    notifier: Notifier
+
+    @property
+    def notifier(self) -> Notifier:
+        """Wake-ups for this World's readers, waiters and workers."""
+        ...
 
     # -- lifecycle -------------------------------------------------------------
     def migrate(self) -> int:
@@ -91,6 +94,11 @@ class World(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called; readers stop instead of retrying."""
+        ...
 
     def register_workflows(self, names: Sequence[str]) -> None:
         """Record workflow names a deployment can run (for the SQL start API)."""
