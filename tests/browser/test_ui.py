@@ -63,7 +63,12 @@ def test_runs_list_updates_live(ui: UiServer, page: Any) -> None:
 
     failed = ui.engine.start(ww.failing, "kaboom")
     page.click('#status-filters [data-status="failed"]')
-    page.wait_for_selector(f'#runs-body tr[data-run="{failed.id}"]')
+    page.wait_for_selector(f'#runs-body tr[data-run="{failed.id}"][data-status="failed"]')
+    # the filtered list replaces the previous one: wait until it has re-rendered
+    page.wait_for_function("""() => {
+        const rows = [...document.querySelectorAll('#runs-body tr[data-run]')];
+        return rows.length > 0 && rows.every(r => r.dataset.status === 'failed');
+    }""")
     statuses = page.eval_on_selector_all("#runs-body tr[data-run]",
                                          "rows => rows.map(r => r.dataset.status)")
     assert set(statuses) == {"failed"}
