@@ -217,12 +217,12 @@ class Advancer:
                 consumed=True, close_streams=batch.finished,
             )
         except HookTokenConflictError as exc:
-            self._release(granted, run_id)
+            self._release(granted)
             self.cache.evict(run_id)
             self._fail_run(run_id, exc, ack)
             return []
         except BaseException:
-            self._release(granted, run_id)
+            self._release(granted)
             raise
         inst.committed(result.last_seq, result.events)
         if next_timer is not None:
@@ -234,7 +234,7 @@ class Advancer:
         return [LocalStep(run_id, new.correlation_id, new.step, new.args, new.kwargs,
                           result.job_ids[index]) for index, new in local]
 
-    def _release(self, granted: int, run_id: str) -> None:
+    def _release(self, granted: int) -> None:
         if granted:
             self._reserve(-granted)
 

@@ -15,7 +15,12 @@ from ._run import Run, RunList
 from ._serialization import encode
 from ._worker import Worker
 from .backends import open_world, resolve_url
-from .errors import HookNotFoundError, RunNotFoundError, WorkflowNotFoundError
+from .errors import (
+    EntityConflictError,
+    HookNotFoundError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from .world import NewEvent, NewJob, World, dumps, uuid7
 
 
@@ -170,8 +175,6 @@ class Engine:
         hook = self.world.get_hook_by_token(token)
         if hook is None:
             raise HookNotFoundError(f"no live hook with token {token!r}")
-        from .errors import EntityConflictError
-
         try:
             self.world.append(hook.run_id, [NewEvent("hook_received", hook.correlation_id, data)],
                               jobs=[NewJob("workflow", hook.run_id)])

@@ -59,6 +59,7 @@ class Worker:
         self._starved = False  # the dispatcher found no free slot last time
         self._last_free = 1
         self._inputs: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
+        self._inputs_lock = threading.Lock()
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
         self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
@@ -252,14 +253,14 @@ class Worker:
     def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
         """A queued step's arguments. The ``step_created`` events of a run are read
         once and kept (a gather's steps are claimed one by one: not N queries of N)."""
-        with self._slots_lock:
+        with self._inputs_lock:
             known = self._inputs.get(run_id)
             if known is None or cid not in known:
                 known = None
         if known is None:
             known = {e.correlation_id or "": e.data or {}
                      for e in self.world.list_events(run_id, types=["step_created"])}
-            with self._slots_lock:
+            with self._inputs_lock:
                 self._inputs[run_id] = known
                 self._inputs.move_to_end(run_id)
                 while len(self._inputs) > 256:

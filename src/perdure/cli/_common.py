@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .._engine import Engine
+from ..backends import resolve_url
 from ..errors import PerdureError
 
 
@@ -20,8 +21,30 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-def open_engine(ctx: click.Context, **kwargs: Any) -> Engine:
-    url = (ctx.find_root().obj or {}).get("database_url")
+CONNECT_TIMEOUT = 5
+
+
+def check_reachable(url: str) -> None:
+    """One plain connection with a short timeout: a connection pool would retry in
+    the background for its whole timeout (30 s) before giving up, and a person at a
+    terminal wants one clear line at once."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True).close()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the message
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"cannot open the database: {reason}") from None
+
+
+def open_engine(ctx: click.Context, *, fail_fast: bool = True, **kwargs: Any) -> Engine:
+    """The engine for a subcommand. ``fail_fast``: an unreachable database is a
+    one-line error at once; a worker passes False, to ride out a server restart."""
+    url = resolve_url((ctx.find_root().obj or {}).get("database_url"))
+    if fail_fast:
+        check_reachable(url)
     try:
         return Engine(url, **kwargs)
     except PerdureError as exc:

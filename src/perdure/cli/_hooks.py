@@ -10,8 +10,7 @@ import click
 
 from ..errors import HookNotFoundError, SerializationError
 from ..web import _views as views
-from ._common import CliError
-from ._connect import engine_for
+from ._common import CliError, open_engine
 from ._output import echo_json, short_time, table
 
 
@@ -36,7 +35,7 @@ def _payload(text: str) -> Any:
 def resume(ctx: click.Context, token: str, payload: str) -> None:
     """Deliver JSON (a JSON text, or - to read it from stdin) to the live hook TOKEN."""
     value = _payload(payload)
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         engine.resume_hook(token, value)
     except HookNotFoundError:
@@ -59,7 +58,7 @@ def resume(ctx: click.Context, token: str, payload: str) -> None:
 def list_hooks(ctx: click.Context, run_id: str | None, status: str, show_all: bool, limit: int,
                as_json: bool) -> None:
     """Hooks, live ones by default."""
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         page = engine.world.list_hooks(run_id=run_id, status=None if show_all else status,
                                        limit=limit)

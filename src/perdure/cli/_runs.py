@@ -8,8 +8,7 @@ import click
 
 from ..errors import RunNotFoundError
 from ..web import _views as views
-from ._common import CliError
-from ._connect import engine_for
+from ._common import CliError, open_engine
 from ._output import (
     compact,
     duration,
@@ -50,7 +49,7 @@ def list_runs(ctx: click.Context, status: str | None, workflow: str | None, sinc
     """Runs, newest first."""
     after = _time_option(since, "--since")
     before = _time_option(until, "--until")
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         page = views.list_runs(engine.world, status=status, workflow=workflow, since=after,
                                until=before, limit=limit, cursor=cursor)
@@ -72,7 +71,7 @@ def list_runs(ctx: click.Context, status: str | None, workflow: str | None, sinc
 
 
 def _detail(ctx: click.Context, run_id: str) -> dict[str, Any]:
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         return views.run_detail(engine.world, run_id)
     except (RunNotFoundError, ValueError) as exc:
@@ -159,7 +158,7 @@ def _echo_steps(steps: list[dict[str, Any]]) -> None:
 @click.pass_context
 def run_events(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """A run's event log, in order."""
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         events = views.list_events(engine.world, run_id)["events"]
     except (RunNotFoundError, ValueError):
@@ -179,7 +178,7 @@ def run_events(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.pass_context
 def cancel_run(ctx: click.Context, run_id: str) -> None:
     """Cancel a run: no pending step starts, running async steps are cancelled."""
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         views.get_run_record(engine.world, run_id)
         cancelled = engine.get_run(run_id).cancel()

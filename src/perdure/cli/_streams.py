@@ -14,8 +14,7 @@ from .._streams import decode_chunk
 from ..errors import RunNotFoundError
 from ..web import _views as views
 from ..world import CHUNK_EOF, World
-from ._common import CliError
-from ._connect import engine_for
+from ._common import CliError, open_engine
 from ._output import dumps, echo_json_line
 
 
@@ -72,7 +71,7 @@ def _stored(world: World, run_id: str, name: str, start: int) -> list[Any]:
 def tail(ctx: click.Context, run_id: str, name: str, start_index: int, follow: bool,
          as_json: bool) -> None:
     """Print the chunks of a run's stream (bytes as text when UTF-8, else repr)."""
-    engine = engine_for(ctx)
+    engine = open_engine(ctx)
     try:
         try:
             views.get_run_record(engine.world, run_id)

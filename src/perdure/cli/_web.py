@@ -9,8 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from ._common import CliError
-from ._connect import engine_for
+from ._common import CliError, open_engine
 from ._worker import load_app
 
 
@@ -63,7 +62,7 @@ def web(ctx: click.Context, host: str, port: int, app: str | None, concurrency: 
     port = sock.getsockname()[1]
     base = public_url or os.environ.get("PERDURE_WEBHOOK_BASE_URL") or _base_url(host, port)
     try:
-        engine = engine_for(ctx, webhook_base_url=base.rstrip("/"), concurrency=concurrency)
+        engine = open_engine(ctx, webhook_base_url=base.rstrip("/"), concurrency=concurrency)
     except BaseException:
         sock.close()
         raise

@@ -53,7 +53,7 @@ def worker(ctx: click.Context, app: str, concurrency: int, lease_seconds: float 
            poll_interval: float | None, drain_timeout: float) -> None:
     """Run workflows defined in APP (a module name or a .py file) until SIGTERM/SIGINT."""
     load_app(app)
-    engine = open_engine(ctx, concurrency=concurrency, lease_seconds=lease_seconds,
+    engine = open_engine(ctx, fail_fast=False, concurrency=concurrency, lease_seconds=lease_seconds,
                          poll_interval=poll_interval)
     stop = threading.Event()
 
