@@ -28,6 +28,7 @@ from typing import Any
 from ._cache import InstanceCache
 from ._decorators import StepFunction, get_workflow
 from ._failures import describe
+from ._outcomes import Outcomes
 from ._replay import Batch, WorkflowInstance
 from ._serialization import decode
 from .errors import (
@@ -38,7 +39,7 @@ from .errors import (
     StaleStateError,
     WorkflowNotFoundError,
 )
-from .world import RUN_TERMINAL, RUN_TERMINAL_EVENTS, NewEvent, NewJob, World
+from .world import RUN_TERMINAL, RUN_TERMINAL_EVENTS, Event, NewEvent, NewJob, World
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class LocalStep:
 class Advancer:
     def __init__(self, world: World, cache: InstanceCache, worker_id: str, *,
                  lease_seconds: float, webhook_base: str, max_payload_bytes: int | None,
-                 reserve: Callable[[int], int], on_future_job: Callable[[float], None]) -> None:
+                 reserve: Callable[[int], int], on_future_job: Callable[[float], None],
+                 outcomes: Outcomes | None = None) -> None:
         self.world = world
         self.cache = cache
         self.worker_id = worker_id
@@ -70,29 +72,44 @@ class Advancer:
         self.max_payload_bytes = max_payload_bytes
         self._reserve = reserve            # capacity for n local steps -> granted count
         self._on_future_job = on_future_job  # a job of ours comes due at this time
+        self.outcomes = outcomes or Outcomes()  # runs this worker ends, for Run.result
         self._inbox: dict[str, list[tuple[NewEvent, int]]] = {}
         self._inbox_guard = threading.Lock()
         self.replays = 0                   # instances rebuilt from the log
         self.events_read = 0               # events loaded from the database
 
     # == workflow jobs ========================================================
-    def activate(self, run_id: str, job_id: int | None) -> list[LocalStep]:
+    def activate(self, run_id: str, job_id: int | None,
+                 created: Event | None = None) -> list[LocalStep]:
+        """``created``: the run's ``run_created`` event, when this worker has just
+        written it (a local start): the first activation then reads nothing. Should
+        the log have moved meanwhile (a cancel), the commit is refused and the
+        activation starts over from the log."""
         ack = [job_id] if job_id is not None else []
         for _ in range(MAX_RACES):
             with self.cache.lock(run_id):
                 try:
-                    return self._activate_locked(run_id, ack)
+                    return self._activate_locked(run_id, ack, created)
                 except StaleStateError:
                     self.cache.evict(run_id)
+                except EntityConflictError:
+                    self.cache.evict(run_id)
+                    if created is None:
+                        raise
                 except BaseException:
                     self.cache.evict(run_id)
                     raise
+            created = None
         raise RuntimeError(f"run {run_id}: lost {MAX_RACES} races in a row")
 
-    def _activate_locked(self, run_id: str, ack: list[int]) -> list[LocalStep]:
+    def _activate_locked(self, run_id: str, ack: list[int],
+                         created: Event | None) -> list[LocalStep]:
         cached = self.cache.get(run_id)
-        events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
-        self.events_read += len(events)
+        if cached is None and created is not None:
+            events = [created]
+        else:
+            events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
+            self.events_read += len(events)
         ended = events[-1].event_type in RUN_TERMINAL_EVENTS if events else cached is None
         if ended:  # an unknown run (no events at all) or one that has ended
             self.cache.evict(run_id)
@@ -211,6 +228,8 @@ class Advancer:
         next_timer = None if batch.finished else inst.next_timer()
         if next_timer is not None:
             jobs.append(NewJob("workflow", run_id, due_at=next_timer))
+        if batch.finished:
+            self.outcomes.announce(run_id)
         try:
             result = self.world.append(
                 run_id, events, expected_result_seq=inst.result_seq, jobs=jobs, ack=ack,
@@ -218,12 +237,16 @@ class Advancer:
             )
         except HookTokenConflictError as exc:
             self._release(granted)
+            self.outcomes.settle(run_id, None)
             self.cache.evict(run_id)
             self._fail_run(run_id, exc, ack)
             return []
         except BaseException:
             self._release(granted)
+            self.outcomes.settle(run_id, None)
             raise
+        if batch.finished:
+            self.outcomes.settle(run_id, result.events[-1])
         inst.committed(result.last_seq, result.events)
         if next_timer is not None:
             self._on_future_job(next_timer)

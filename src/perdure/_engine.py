@@ -11,6 +11,7 @@ from psycopg.rows import tuple_row
 
 from ._activation import end_run
 from ._decorators import WorkflowFunction, get_workflow, workflow_names
+from ._outcomes import Outcomes
 from ._run import Run, RunList
 from ._serialization import encode
 from ._worker import Worker
@@ -48,6 +49,7 @@ class Engine:
                                  or "http://127.0.0.1:8000")
         self.max_payload_bytes = max_payload_bytes
         self.worker: Worker | None = None
+        self.outcomes = Outcomes()  # results of runs this process's worker ended
         self.register_workflows()
 
     # -- lifecycle -------------------------------------------------------------
@@ -65,6 +67,7 @@ class Engine:
                 self.world, concurrency=self.concurrency, lease_seconds=self.lease_seconds,
                 poll_interval=self.poll_interval, recovery_interval=self.recovery_interval,
                 webhook_base=self.webhook_base_url, max_payload_bytes=self.max_payload_bytes,
+                outcomes=self.outcomes,
             )
             self.worker.start()
         return self
@@ -114,7 +117,12 @@ class Engine:
                                     "use start_async() with a psycopg.AsyncConnection")
                 row = conn.cursor(row_factory=tuple_row).execute(sql, params).fetchone()
             return Run(self, str(row[0]))
-        record, _ = self.world.create_run(name, input_json, run_id=uuid7(),
+        run_id = uuid7()
+        if self.worker is not None:  # executed here: no claim round trip, no wake-up
+            local = self.worker.start_run(name, input_json, run_id, idempotency_key)
+            if local is not None:
+                return Run(self, local.id, local, local=local.id == run_id)
+        record, _ = self.world.create_run(name, input_json, run_id=run_id,
                                           idempotency_key=idempotency_key)
         return Run(self, record.id, record)
 

@@ -52,10 +52,12 @@ def public_event(e: _WorldEvent) -> Event:
 
 
 class Run:
-    def __init__(self, engine: Engine, run_id: str, record: RunRecord | None = None) -> None:
+    def __init__(self, engine: Engine, run_id: str, record: RunRecord | None = None,
+                 *, local: bool = False) -> None:
         self.engine = engine
         self.id = run_id
         self._record = record
+        self._local = local  # started on this process's worker, which reports its end
 
     def __repr__(self) -> str:
         return f"<perdure Run {self.id}>"
@@ -105,19 +107,32 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
         try:
-            self.record()  # RunNotFoundError for an unknown id
+            if self._record is None:
+                self.record()  # RunNotFoundError for an unknown id
+            skip_read = self._local
             while True:
-                ended = self._terminal_event()
+                ended = self._terminal_event(skip_read)
                 if ended is not None:
                     return _outcome(self.id, ended)
+                skip_read = False
                 sub.wait(self._wait_time(deadline))
         finally:
             sub.close()
 
-    def _terminal_event(self) -> _WorldEvent | None:
-        """The run's terminal event, if it has ended (one query, no status read)."""
+    def _terminal_event(self, local_only: bool = False) -> _WorldEvent | None:
+        """The run's terminal event, if it has ended: as this process's worker
+        committed it, else one query. ``local_only``: a run this process's worker
+        executes, just after subscribing; its end will wake us."""
+        ended = self.engine.outcomes.get(self.id)
+        if ended is not None or (local_only and not self._ended_elsewhere()):
+            return ended
         found = self.engine.world.list_events(self.id, types=_TERMINAL, limit=1)
         return found[0] if found else None
+
+    def _ended_elsewhere(self) -> bool:
+        """A local run the worker has given up (stopping): read the log."""
+        worker = self.engine.worker
+        return worker is None or worker.stopping
 
     def _wait_time(self, deadline: float | None) -> float:
         wait = self.engine.poll_interval
@@ -147,11 +162,14 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         sub = await subscribe_async(self.engine.world, f"run:{self.id}")
         try:
-            await asyncio.to_thread(self.record)
+            if self._record is None:
+                await asyncio.to_thread(self.record)
+            skip_read = self._local
             while True:
-                ended = await asyncio.to_thread(self._terminal_event)
+                ended = await asyncio.to_thread(self._terminal_event, skip_read)
                 if ended is not None:
                     return _outcome(self.id, ended)
+                skip_read = False
                 await sub.wait_async(self._wait_time(deadline))
         finally:
             sub.close()

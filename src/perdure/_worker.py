@@ -23,19 +23,23 @@ from ._activation import Advancer, LocalStep
 from ._cache import InstanceCache
 from ._decorators import get_step
 from ._leases import Heartbeat
+from ._outcomes import Outcomes
 from ._serialization import decode
 from ._steps import RunningSteps, run_attempt
 from .errors import EntityConflictError
-from .world import STEP_TERMINAL, Job, NewEvent, NewJob, World, uuid7
+from .world import STEP_TERMINAL, Event, Job, NewEvent, NewJob, RunRecord, World, loads, uuid7
 
 logger = logging.getLogger(__name__)
+
+BACKLOG = 4  # steps claimed at creation, per executor thread (see _reserve_created)
 
 
 class Worker:
     def __init__(self, world: World, *, concurrency: int = 16, lease_seconds: float = 30.0,
                  poll_interval: float = 1.0, recovery_interval: float = 60.0,
                  worker_id: str | None = None, webhook_base: str = "",
-                 max_payload_bytes: int | None = None, cache_size: int = 1000) -> None:
+                 max_payload_bytes: int | None = None, cache_size: int = 1000,
+                 outcomes: Outcomes | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.world = world
@@ -49,8 +53,8 @@ class Worker:
         self.running = RunningSteps()
         self.advancer = Advancer(
             world, self.cache, self.id, lease_seconds=lease_seconds, webhook_base=webhook_base,
-            max_payload_bytes=max_payload_bytes, reserve=self._reserve,
-            on_future_job=self._note_future_job,
+            max_payload_bytes=max_payload_bytes, reserve=self._reserve_created,
+            on_future_job=self._note_future_job, outcomes=outcomes,
         )
         self._slots_lock = threading.Lock()
         self._busy = 0
@@ -103,8 +107,14 @@ class Worker:
         self.cache.clear()
         logger.info("worker %s stopped", self.id)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     # == slots ==============================================================
-    def _reserve(self, n: int) -> int:
+    def _reserve(self, n: int, limit: int | None = None) -> int:
+        """Take up to ``n`` slots (give back ``-n``); ``limit``: the most slots that
+        may be taken in all (default ``concurrency``)."""
         with self._slots_lock:
             if n < 0:
                 self._busy += n
@@ -112,9 +122,20 @@ class Worker:
                 return 0
             if self._stop.is_set():
                 return 0
-            granted = max(0, min(n, self.concurrency - self._busy))
+            cap = self.concurrency if limit is None else limit
+            granted = max(0, min(n, cap - self._busy))
             self._busy += granted
             return granted
+
+    def _reserve_created(self, n: int) -> int:
+        """Slots for steps a commit of this worker creates: beyond ``concurrency``,
+        up to ``BACKLOG`` times it, the extra ones waiting for an executor thread.
+        A fan-out then claims its steps in the commit that creates them instead of
+        one queue round trip each; their leases are renewed while they wait, and a
+        wider fan-out leaves the rest in the queue for other workers."""
+        if n < 0:
+            return self._reserve(n)
+        return self._reserve(n, self.concurrency * BACKLOG)
 
     def _hold(self, job_id: int, run_id: str) -> None:
         with self._slots_lock:
@@ -139,6 +160,32 @@ class Worker:
             if self._next_due is None or due_at < self._next_due:
                 self._next_due = due_at
         self._wake.set()
+
+    # == local starts =======================================================
+    def start_run(self, workflow_name: str, input_json: str, run_id: str,
+                  idempotency_key: str | None) -> RunRecord | None:
+        """Create a run that this worker executes at once: its job is claimed in the
+        creating commit and handed to an executor thread, with the ``run_created``
+        event the activation would otherwise read back. None when no slot is free
+        (the caller then creates the run for the queue)."""
+        if self._reserve(1) == 0:
+            return None
+        try:
+            record, job = self.world.create_run_claimed(
+                workflow_name, input_json, run_id=run_id, worker_id=self.id,
+                lease_seconds=self.lease_seconds, idempotency_key=idempotency_key)
+        except BaseException:
+            self._reserve(-1)
+            raise
+        if job is None:  # the idempotency key was used: that run is not ours to start
+            self._reserve(-1)
+            return record
+        created = Event(run_id, 1, "run_created", None,
+                        {"workflow": workflow_name, "input": loads(input_json),
+                         "idempotency_key": idempotency_key}, record.created_at)
+        self._hold(job.id, run_id)
+        self._executor.submit(self._run_job, job, created)
+        return record
 
     # == dispatching ========================================================
     def _dispatch_loop(self) -> None:
@@ -183,11 +230,11 @@ class Worker:
         return timeout
 
     # == running jobs =======================================================
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job, created: Event | None = None) -> None:
         local: list[LocalStep] = []
         try:
             if job.kind == "workflow":
-                local = self.advancer.activate(job.run_id, job.id)
+                local = self.advancer.activate(job.run_id, job.id, created)
             else:
                 local = self._run_claimed_step(job)
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows

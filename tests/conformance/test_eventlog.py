@@ -69,6 +69,34 @@ def test_create_run_idempotency_key(world: World) -> None:
     assert world.get_run(uuid7()) is None
 
 
+def test_create_run_claimed(world: World) -> None:
+    """A worker's own start: the same rows, the job claimed by it, nothing woken,
+    and nobody else can claim it while the lease lives."""
+    wake = world.notifier.subscribe("jobs")
+    try:
+        wake.wait(0)
+        run, job = world.create_run_claimed("orders", '{"n": 1}', run_id=uuid7(),
+                                            worker_id="w1", lease_seconds=30,
+                                            idempotency_key="ck")
+        assert job is not None
+        assert (run.status, run.last_seq, run.idempotency_key) == ("pending", 1, "ck")
+        assert (job.kind, job.run_id, job.correlation_id, job.claimed_by, job.attempts) == (
+            "workflow", run.id, None, "w1", 1)
+        assert job.lease_expires_at == pytest.approx(job.due_at + 30, abs=0.01)
+        assert world.list_jobs(run_id=run.id) == [job]
+        [event] = world.list_events(run.id)
+        assert event.data == {"workflow": "orders", "input": {"n": 1}, "idempotency_key": "ck"}
+        assert event.created_at == run.created_at
+        assert world.claim("w2", limit=10, lease_seconds=30) == []
+        assert not wake.wait(0)
+        again, none = world.create_run_claimed("other", "2", run_id=uuid7(), worker_id="w2",
+                                               lease_seconds=30, idempotency_key="ck")
+        assert none is None and again == run
+        assert len(world.list_jobs()) == 1
+    finally:
+        wake.close()
+
+
 def test_create_run_twice_with_one_id(world: World) -> None:
     run_id = new_run(world, started=False)
     with pytest.raises(EntityConflictError):

@@ -125,6 +125,22 @@ class World(Protocol):
         run and ``False``; concurrent starts with one key make exactly one run."""
         ...
 
+    def create_run_claimed(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, Job | None]:
+        """``create_run`` for a worker that will execute the run itself: its workflow
+        job is inserted already claimed by ``worker_id`` (lease ``lease_seconds``,
+        attempts 1) and returned, and nothing wakes ``jobs``. The job is None when
+        the idempotency key was used already (nothing written; the existing run)."""
+        ...
+
     def append(
         self,
         run_id: str,

@@ -20,6 +20,7 @@ from ...world import (
     AppendResult,
     Event,
     HookRecord,
+    Job,
     NewEvent,
     NewJob,
     Page,
@@ -139,13 +140,34 @@ class EventLog(PostgresBase):
         idempotency_key: str | None = None,
         created_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
-        params = (workflow_name, input_json, run_id, idempotency_key, created_at)
+        params = (workflow_name, input_json, run_id, idempotency_key, created_at, None, None)
         row = self._db.one("create_run", params, retry=Retry.IF_NOT_RUN)
         assert row is not None
         created = bool(row[0])
         if created:
             self.notifier.publish("jobs")
-        return _convert.run(row[1:]), created
+        return _convert.run(row[2:]), created
+
+    def create_run_claimed(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, Job | None]:
+        params = (workflow_name, input_json, run_id, idempotency_key, None, worker_id,
+                  float(lease_seconds))
+        row = self._db.one("create_run", params, retry=Retry.IF_NOT_RUN)
+        assert row is not None
+        record = _convert.run(row[2:])
+        if not row[0]:
+            return record, None
+        job = Job(int(row[1]), "workflow", record.id, None, record.updated_at, worker_id,
+                  record.updated_at + float(lease_seconds), 1)
+        return record, job
 
     def create_run_statement(
         self,

@@ -28,6 +28,7 @@ from ...world import (
     TRANSITIONS,
     AppendResult,
     Event,
+    Job,
     NewEvent,
     NewJob,
     RunRecord,
@@ -112,6 +113,26 @@ class EventLog(SqliteBase):
         idempotency_key: str | None = None,
         created_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
+        record, job = self._create(workflow_name, input_json, run_id, idempotency_key,
+                                   created_at, NewJob("workflow", run_id))
+        return record, job is not None
+
+    def create_run_claimed(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, Job | None]:
+        job = NewJob("workflow", run_id, claimed_by=worker_id, lease_seconds=lease_seconds)
+        return self._create(workflow_name, input_json, run_id, idempotency_key, None, job)
+
+    def _create(self, workflow_name: str, input_json: str, run_id: str,
+                idempotency_key: str | None, created_at: float | None,
+                new_job: NewJob) -> tuple[RunRecord, Job | None]:
         now = time.time()
         ts = now if created_at is None else created_at
         data = {"workflow": workflow_name, "input": loads(input_json),
@@ -122,14 +143,18 @@ class EventLog(SqliteBase):
             if idempotency_key is not None:
                 found = conn.execute(Q["get_run_by_key"], {"key": idempotency_key}).fetchone()
                 if found is not None:
-                    return _convert.run(found), False
+                    return _convert.run(found), None
             conn.execute(Q["insert_run"], {"run_id": run_id, "workflow": workflow_name,
                                           "key": idempotency_key, "created_at": ts, "now": now})
             conn.execute(Q["insert_event"], event)
-            insert_jobs(conn, [NewJob("workflow", run_id)], now)
+            (job_id,), wake = insert_jobs(conn, [new_job], now)
             row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
-        self._publish("jobs")
-        return _convert.run(row), True
+        if wake:
+            self._publish("jobs")
+        lease = None if new_job.claimed_by is None else now + new_job.lease_seconds
+        job = Job(job_id, "workflow", run_id, None, now, new_job.claimed_by, lease,
+                  0 if new_job.claimed_by is None else 1)
+        return _convert.run(row), job
 
     def append(
         self,

@@ -43,7 +43,7 @@ SELECT name FROM perdure.workflows ORDER BY name;
 -- ---------------------------------------------------------------- runs and events
 
 -- name: create_run
-SELECT * FROM perdure.create_run(%s, %s, %s, %s, %s);
+SELECT * FROM perdure.create_run(%s, %s, %s, %s, %s, %s, %s);
 
 -- name: create_run_statement
 -- For a caller's own connection and transaction (engine.start(connection=...)).
