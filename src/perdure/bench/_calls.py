@@ -31,7 +31,8 @@ from ._measure import CommitCounter, database_name, fresh_database
 
 METHODS = (
     "create_run", "create_run_claimed", "append", "create_event", "get_run", "get_run_by_key",
-    "list_runs", "list_events", "list_steps", "get_step", "list_waits", "list_hooks", "get_hook_by_token",
+    "list_runs", "list_events", "list_steps", "get_step", "list_waits", "list_hooks",
+    "get_hook_by_token",
     "enqueue", "claim", "extend_leases", "ack", "release", "list_jobs", "find_stranded_runs",
     "write_chunks", "close_stream", "read_chunks", "stream_info", "list_streams",
     "register_workflows", "registered_workflows",
