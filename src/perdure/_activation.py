@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._cache import InstanceCache
@@ -59,6 +59,16 @@ class LocalStep:
     attempt: int = 1
 
 
+@dataclass
+class _Pending:
+    """A step outcome waiting in its run's inbox for the run's committer."""
+
+    event: NewEvent
+    job_id: int
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to take over as the run's committer
+
+
 class Advancer:
     def __init__(self, world: World, cache: InstanceCache, worker_id: str, *,
                  lease_seconds: float, webhook_base: str, max_payload_bytes: int | None,
@@ -73,7 +83,8 @@ class Advancer:
         self._reserve = reserve            # capacity for n local steps -> granted count
         self._on_future_job = on_future_job  # a job of ours comes due at this time
         self.outcomes = outcomes or Outcomes()  # runs this worker ends, for Run.result
-        self._inbox: dict[str, list[tuple[NewEvent, int]]] = {}
+        self._inbox: dict[str, list[_Pending]] = {}
+        self._leaders: set[str] = set()  # runs whose outcomes a thread is committing
         self._inbox_guard = threading.Lock()
         self.replays = 0                   # instances rebuilt from the log
         self.events_read = 0               # events loaded from the database
@@ -166,17 +177,52 @@ class Advancer:
     def complete_step(self, run_id: str, outcome: NewEvent, job_id: int) -> list[LocalStep]:
         """Record a step's final outcome (``step_completed`` / ``step_failed``).
 
-        Group commit: outcomes of one run that arrive while another thread holds the
-        run's lock wait in an inbox; whoever takes the lock next delivers all of them
-        and commits them together.
+        Group commit with a leader: the first outcome of a run to arrive makes its
+        thread the run's committer, which takes every outcome waiting in the run's
+        inbox, commits them together, and goes on while more arrive. The other
+        threads only wait for *their* outcome's commit and are free again at once,
+        so they run the next steps of a fan-out while the leader commits (waiting
+        for the run's lock instead would let just one new step run per commit).
+        Returns the steps the leader's commits claimed for this worker.
         """
+        item = _Pending(outcome, job_id)
         with self._inbox_guard:
-            self._inbox.setdefault(run_id, []).append((outcome, job_id))
+            self._inbox.setdefault(run_id, []).append(item)
+            lead = run_id not in self._leaders
+            if lead:
+                self._leaders.add(run_id)
+        if not lead:
+            item.done.wait()
+            if not item.lead:
+                return []
+        return self._lead(run_id)
+
+    def _lead(self, run_id: str) -> list[LocalStep]:
+        local: list[LocalStep] = []
+        try:
+            while True:
+                with self._inbox_guard:
+                    items = self._inbox.pop(run_id, None)
+                    if not items:
+                        self._leaders.discard(run_id)
+                        return local
+                try:
+                    local += self._commit_outcomes(run_id, [(i.event, i.job_id) for i in items])
+                finally:
+                    for i in items:
+                        i.done.set()
+        except BaseException:
+            with self._inbox_guard:  # hand the outcomes that arrived meanwhile on
+                waiting = self._inbox.get(run_id)
+                if waiting:
+                    waiting[0].lead = True
+                    waiting[0].done.set()
+                else:
+                    self._leaders.discard(run_id)
+            raise
+
+    def _commit_outcomes(self, run_id: str, items: list[tuple[NewEvent, int]]) -> list[LocalStep]:
         with self.cache.lock(run_id):
-            with self._inbox_guard:
-                items = self._inbox.pop(run_id, [])
-            if not items:
-                return []  # another thread committed ours
             inst = self.cache.get(run_id)
             if inst is not None and not inst.terminal:
                 try:
@@ -197,11 +243,17 @@ class Advancer:
     def _record_outcomes(self, run_id: str, items: list[tuple[NewEvent, int]]) -> None:
         """Without a live instance: the outcomes and a continuation job, one commit."""
         events, acks = [e for e, _ in items], [j for _, j in items]
+        if self.outcomes.get(run_id, wait=False) is not None:
+            # This worker ended the run (a race's losers): nothing more is recorded.
+            self.world.ack(self.worker_id, acks)
+            return
         try:
             self.world.append(run_id, events, jobs=[NewJob("workflow", run_id)], ack=acks)
             return
         except EntityConflictError:
-            if len(items) == 1:  # the run ended or another attempt finished first
+            run = self.world.get_run(run_id) if len(items) > 1 else None
+            if run is None or run.status in RUN_TERMINAL:
+                # the run ended, or (one outcome) another attempt finished first
                 self.world.ack(self.worker_id, acks)
                 return
         for item in items:
