@@ -115,11 +115,10 @@ class Worker:
     def _reserve(self, n: int, limit: int | None = None) -> int:
         """Take up to ``n`` slots (give back ``-n``); ``limit``: the most slots that
         may be taken in all (default ``concurrency``)."""
+        if n < 0:
+            self._give_back(-n)
+            return 0
         with self._slots_lock:
-            if n < 0:
-                self._busy += n
-                self._drained.notify_all()
-                return 0
             if self._stop.is_set():
                 return 0
             cap = self.concurrency if limit is None else limit
@@ -144,12 +143,16 @@ class Worker:
     def _finish(self, job_id: int) -> None:
         with self._slots_lock:
             self._held.pop(job_id, None)
-            self._busy -= 1
             self.jobs_done += 1
+        self._give_back(1)
+
+    def _give_back(self, n: int) -> None:
+        with self._slots_lock:
+            self._busy -= n
             self._drained.notify_all()
             starved, self._starved = self._starved, False
         if starved:
-            self._wake.set()  # the dispatcher was waiting for a free slot
+            self._wake.set()  # the dispatcher found no free slot: a wake-up may be lost
 
     def _held_ids(self) -> list[int]:
         with self._slots_lock:
@@ -167,8 +170,10 @@ class Worker:
         """Create a run that this worker executes at once: its job is claimed in the
         creating commit and handed to an executor thread, with the ``run_created``
         event the activation would otherwise read back. None when no slot is free
-        (the caller then creates the run for the queue)."""
-        if self._reserve(1) == 0:
+        (the caller then creates the run for the queue). Its slot comes from the
+        backlog allowance, like the steps a commit creates: the dispatcher holds
+        every free slot while a claim is in flight."""
+        if self._reserve_created(1) == 0:
             return None
         try:
             record, job = self.world.create_run_claimed(
@@ -200,11 +205,12 @@ class Worker:
                 self._wake.wait(self._idle_timeout())
 
     def _claim_some(self) -> int:
-        free = self._reserve(self.concurrency)
+        with self._slots_lock:  # reserve, or note (atomically) that a give-back must wake us
+            free = 0 if self._stop.is_set() else max(0, self.concurrency - self._busy)
+            self._busy += free
+            self._starved = free == 0
         self._last_free = max(free, 1)
         if free == 0:
-            with self._slots_lock:
-                self._starved = True
             return 0
         try:
             jobs = self.world.claim(self.id, limit=free, lease_seconds=self.lease_seconds)

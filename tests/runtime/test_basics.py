@@ -142,3 +142,25 @@ def test_failed_run_raises_run_failed(engine: Engine) -> None:
     run = engine.start(w.addition, 1)  # missing argument: the body cannot start
     with pytest.raises(RunFailedError, match="TypeError"):
         run.result(timeout=30)
+
+
+def test_local_start_reads_nothing_back(engine: Engine) -> None:
+    """A run started on a launched engine is created with its job claimed by this
+    worker, activated with the event it just wrote, and its result handed over by
+    the worker: no claim, no log read, no result read."""
+    assert engine.worker is not None
+    advancer, world = engine.worker.advancer, engine.world
+    reads_before, replays_before = advancer.events_read, advancer.replays
+    calls: list[str] = []
+    for name in ("claim", "list_events", "get_run"):
+        method = getattr(world, name)
+        setattr(world, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
+    try:
+        run = engine.start(w.sequential, 5)
+        assert run.result(timeout=30) == sum(range(5))
+    finally:
+        for name in ("claim", "list_events", "get_run"):
+            delattr(world, name)
+    assert advancer.events_read == reads_before
+    assert advancer.replays == replays_before + 1  # built from run_created, not the log
+    assert "list_events" not in calls and "get_run" not in calls
