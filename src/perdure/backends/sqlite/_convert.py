@@ -1,9 +1,11 @@
-"""Rows to records: the only place that knows the column layout of each table."""
+"""Rows to records. The tables' columns are named as the records' fields, so a
+record is built by field name; only the columns stored differently say so."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ...world import (
     Chunk,
@@ -16,90 +18,49 @@ from ...world import (
     loads,
 )
 
+R = TypeVar("R")
+
+
+_NAMES: dict[Any, tuple[str, ...]] = {}
+
+
+def _field_names(cls: Any) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _by_name(cls: type[R], row: sqlite3.Row, **stored: Any) -> R:
+    """``cls`` from the row's columns of the same names; ``stored``: the fields
+    whose column is stored differently, converted by the caller."""
+    return cls(**{name: stored[name] if name in stored else row[name]
+                  for name in _field_names(cls)})
+
 
 def run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        workflow_name=row["workflow_name"],
-        status=row["status"],
-        idempotency_key=row["idempotency_key"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        last_seq=row["last_seq"],
-        result_seq=row["result_seq"],
-        consumed_seq=row["consumed_seq"],
-    )
+    return _by_name(RunRecord, row)
 
 
 def event(row: sqlite3.Row) -> Event:
-    return Event(
-        run_id=row["run_id"],
-        seq=row["seq"],
-        event_type=row["event_type"],
-        correlation_id=row["correlation_id"],
-        data=cast("dict[str, Any] | None", loads(row["data"])),
-        created_at=row["created_at"],
-    )
+    return _by_name(Event, row, data=cast("dict[str, Any] | None", loads(row["data"])))
 
 
 def step(row: sqlite3.Row) -> StepRecord:
-    return StepRecord(
-        run_id=row["run_id"],
-        correlation_id=row["correlation_id"],
-        name=row["name"],
-        status=row["status"],
-        attempt=row["attempt"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        retry_after=row["retry_after"],
-    )
+    return _by_name(StepRecord, row)
 
 
 def wait(row: sqlite3.Row) -> WaitRecord:
-    return WaitRecord(
-        run_id=row["run_id"],
-        correlation_id=row["correlation_id"],
-        status=row["status"],
-        resume_at=row["resume_at"],
-        created_at=row["created_at"],
-        completed_at=row["completed_at"],
-    )
+    return _by_name(WaitRecord, row)
 
 
 def hook(row: sqlite3.Row) -> HookRecord:
-    return HookRecord(
-        run_id=row["run_id"],
-        correlation_id=row["correlation_id"],
-        token=row["token"],
-        status=row["status"],
-        is_webhook=bool(row["is_webhook"]),
-        created_at=row["created_at"],
-        disposed_at=row["disposed_at"],
-    )
+    return _by_name(HookRecord, row, is_webhook=bool(row["is_webhook"]))
 
 
 def job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        run_id=row["run_id"],
-        correlation_id=row["correlation_id"],
-        due_at=row["due_at"],
-        claimed_by=row["claimed_by"],
-        lease_expires_at=row["lease_expires_at"],
-        attempts=row["attempts"],
-    )
+    return _by_name(Job, row)
 
 
 def chunk(row: sqlite3.Row) -> Chunk:
-    return Chunk(
-        run_id=row["run_id"],
-        stream=row["stream"],
-        index=row["idx"],
-        kind=row["kind"],
-        data=bytes(row["data"]),
-        created_at=row["created_at"],
-    )
+    return _by_name(Chunk, row, index=row["idx"], data=bytes(row["data"]))
