@@ -87,7 +87,8 @@ class Engine:
 
     # -- starting ----------------------------------------------------------------
     def _prepare(self, workflow: WorkflowFunction[Any, Any] | str,
-                 args: tuple[Any, ...]) -> tuple[str, str]:
+                 args: tuple[Any, ...]) -> tuple[str, Any, str]:
+        """The workflow's name, its encoded arguments and their JSON."""
         if isinstance(workflow, WorkflowFunction):
             name = workflow.name
         elif isinstance(workflow, str):
@@ -96,13 +97,14 @@ class Engine:
                 raise WorkflowNotFoundError(f"no workflow named {name!r} is registered")
         else:
             raise TypeError("start() takes a @workflow function or a workflow name")
-        return name, dumps(encode(list(args), max_bytes=self.max_payload_bytes))
+        encoded = encode(list(args), max_bytes=self.max_payload_bytes)
+        return name, encoded, dumps(encoded)
 
     def start(self, workflow: WorkflowFunction[Any, Any] | str, *args: Any,
               idempotency_key: str | None = None, connection: Any = None) -> Run:
         """Start a run; durable once this returns. With ``connection`` (psycopg 3, or a
         SQLAlchemy Connection over psycopg) the start joins the caller's transaction."""
-        name, input_json = self._prepare(workflow, args)
+        name, encoded, input_json = self._prepare(workflow, args)
         idempotency_key = _idempotency_key(idempotency_key)
         if connection is not None:
             sql, params = self._start_statement(name, input_json, idempotency_key)
@@ -119,7 +121,7 @@ class Engine:
             return Run(self, str(row[0]))
         run_id = uuid7()
         if self.worker is not None:  # executed here: no claim round trip, no wake-up
-            local = self.worker.start_run(name, input_json, run_id, idempotency_key)
+            local = self.worker.start_run(name, encoded, input_json, run_id, idempotency_key)
             if local is not None:
                 return Run(self, local.id, local, local=local.id == run_id)
         record, _ = self.world.create_run(name, input_json, run_id=run_id,
@@ -138,7 +140,7 @@ class Engine:
         if connection is None:
             return await asyncio.to_thread(self.start, workflow, *args,
                                            idempotency_key=idempotency_key)
-        name, input_json = await asyncio.to_thread(self._prepare, workflow, args)
+        name, _, input_json = await asyncio.to_thread(self._prepare, workflow, args)
         idempotency_key = _idempotency_key(idempotency_key)
         sql, params = self._start_statement(name, input_json, idempotency_key)
         conn = _driver_connection(connection)

@@ -52,11 +52,6 @@ class Outcomes:
         entry.event = event
         entry.done.set()
 
-    def pending(self, run_id: str) -> bool:
-        with self._lock:
-            entry = self._items.get(run_id)
-        return entry is not None and not entry.done.is_set()
-
     def get(self, run_id: str, wait: bool = True) -> Event | None:
         """The committed terminal event of ``run_id``, if this process wrote it."""
         with self._lock:

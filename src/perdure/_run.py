@@ -109,7 +109,7 @@ class Run:
         try:
             if self._record is None:
                 self.record()  # RunNotFoundError for an unknown id
-            skip_read = self._local
+            skip_read = self._reported_locally()
             while True:
                 ended = self._terminal_event(skip_read)
                 if ended is not None:
@@ -119,20 +119,20 @@ class Run:
         finally:
             sub.close()
 
-    def _terminal_event(self, local_only: bool = False) -> _WorldEvent | None:
+    def _terminal_event(self, skip_read: bool = False) -> _WorldEvent | None:
         """The run's terminal event, if it has ended: as this process's worker
-        committed it, else one query. ``local_only``: a run this process's worker
-        executes, just after subscribing; its end will wake us."""
+        committed it, else (unless ``skip_read``) one query."""
         ended = self.engine.outcomes.get(self.id)
-        if ended is not None or (local_only and not self._ended_elsewhere()):
+        if ended is not None or skip_read:
             return ended
         found = self.engine.world.list_events(self.id, types=_TERMINAL, limit=1)
         return found[0] if found else None
 
-    def _ended_elsewhere(self) -> bool:
-        """A local run the worker has given up (stopping): read the log."""
+    def _reported_locally(self) -> bool:
+        """Started on this process's worker, which is still running: its end will be
+        reported here and wake us, so the first look needs no query."""
         worker = self.engine.worker
-        return worker is None or worker.stopping
+        return self._local and worker is not None and not worker.stopping
 
     def _wait_time(self, deadline: float | None) -> float:
         wait = self.engine.poll_interval
@@ -164,7 +164,7 @@ class Run:
         try:
             if self._record is None:
                 await asyncio.to_thread(self.record)
-            skip_read = self._local
+            skip_read = self._reported_locally()
             while True:
                 ended = await asyncio.to_thread(self._terminal_event, skip_read)
                 if ended is not None:

@@ -27,7 +27,7 @@ from ._outcomes import Outcomes
 from ._serialization import decode
 from ._steps import RunningSteps, run_attempt
 from .errors import EntityConflictError
-from .world import STEP_TERMINAL, Event, Job, NewEvent, NewJob, RunRecord, World, loads, uuid7
+from .world import STEP_TERMINAL, Event, Job, NewEvent, NewJob, RunRecord, World, uuid7
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,6 @@ class Worker:
         A fan-out then claims its steps in the commit that creates them instead of
         one queue round trip each; their leases are renewed while they wait, and a
         wider fan-out leaves the rest in the queue for other workers."""
-        if n < 0:
-            return self._reserve(n)
         return self._reserve(n, self.concurrency * BACKLOG)
 
     def _hold(self, job_id: int, run_id: str) -> None:
@@ -165,7 +163,7 @@ class Worker:
         self._wake.set()
 
     # == local starts =======================================================
-    def start_run(self, workflow_name: str, input_json: str, run_id: str,
+    def start_run(self, workflow_name: str, encoded_input: Any, input_json: str, run_id: str,
                   idempotency_key: str | None) -> RunRecord | None:
         """Create a run that this worker executes at once: its job is claimed in the
         creating commit and handed to an executor thread, with the ``run_created``
@@ -186,7 +184,7 @@ class Worker:
             self._reserve(-1)
             return record
         created = Event(run_id, 1, "run_created", None,
-                        {"workflow": workflow_name, "input": loads(input_json),
+                        {"workflow": workflow_name, "input": encoded_input,
                          "idempotency_key": idempotency_key}, record.created_at)
         self._hold(job.id, run_id)
         self._executor.submit(self._run_job, job, created)
