@@ -9,7 +9,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from perdure.backends.postgres._arrays import bool_array, number_array, text_array
+from perdure.backends.postgres._arrays import (
+    BinaryTextArray,
+    bool_array,
+    number_array,
+    text_array,
+)
+from perdure.backends.postgres._db import ADAPTERS
 from perdure.world import dumps
 
 pytestmark = pytest.mark.postgres
@@ -34,3 +40,23 @@ def test_round_trip(
 
 def test_none_is_null(admin: psycopg.Connection[Any]) -> None:
     assert text_array(None) is None and number_array(None) is None and bool_array(None) is None
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "", "NULL", None, 'x"y', "b\\c", "{}", " sp ", "é☃", ",", "a\nb\t"],
+    [dumps({"k": 'v"\\\u0000', "n": [1.5, None]}), dumps("\ud800"), "x" * 100_000],
+    [],
+    [None],
+])
+def test_binary_text_array_round_trip(pg_url: str, values: list[str | None]) -> None:
+    with psycopg.connect(pg_url, autocommit=True, context=ADAPTERS) as conn:
+        row = conn.execute("SELECT %b::text[]", (BinaryTextArray(values),)).fetchone()
+    assert row is not None and row[0] == values
+
+
+def test_binary_text_array_uses_the_connection_encoding(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True, context=ADAPTERS) as conn:
+        conn.execute("SET client_encoding = 'LATIN1'")
+        row = conn.execute("SELECT %b::text[], octet_length(convert_to(%s, 'UTF8'))",
+                           (BinaryTextArray(["café"]), "é")).fetchone()
+    assert row == (["café"], 2)

@@ -51,7 +51,7 @@ SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
 
 -- name: append_events
 SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
-    %s, %s::text[], %s::text[], %s::text[], %s::float8[],
+    %s, %s::text[], %s::text[], %b::text[], %s::float8[],
     %s::text[], %s::text[], %s::boolean[], %s::float8[], %s::float8[],
     %s::integer, %s::integer,
     %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[],
