@@ -8,6 +8,9 @@ step are the round trips per step and most of ``xact_commit``.
 
     python -m perdure.bench._calls seq-50 --backend postgres --iterations 10
 
+``--cpu`` (Linux, local server) also prints the CPU time per step of every
+``postgres`` process and of this process (read from ``/proc``).
+
 ``--server-functions`` (Postgres, superuser) also sets ``track_functions = all``
 on the database and prints the server time of perdure's PL/pgSQL functions from
 ``pg_stat_user_functions`` (warm-up iterations included; times are per call).
@@ -27,7 +30,7 @@ from perdure import Engine
 
 from . import DEFAULT_SERVER, PERDURE_DATABASE, _shapes
 from ._catalog import SHAPES
-from ._measure import CommitCounter, database_name, fresh_database
+from ._measure import CommitCounter, cpu_seconds, database_name, fresh_database
 
 METHODS = (
     "create_run", "create_run_claimed", "append", "create_event", "get_run", "get_run_by_key",
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--server-functions", action="store_true")
+    parser.add_argument("--cpu", action="store_true")
     args = parser.parse_args(argv)
     shape = next((s for s in SHAPES if s.name == args.shape), None)
     if shape is None or shape.kind not in _shapes.DRIVERS:
@@ -96,10 +100,12 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(max(shape.warmup, 2)):
                 drive(engine, shape)
             log.enabled = True
+            server0, own0 = cpu_seconds("postgres"), time.process_time()
             t0 = time.perf_counter()
             for _ in range(args.iterations):
                 drive(engine, shape)
             wall = time.perf_counter() - t0
+            server, own = cpu_seconds("postgres") - server0, time.process_time() - own0
             log.enabled = False
         finally:
             _shapes.bind_engine(None)
@@ -113,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<22}{calls / n:>11.2f}{calls / n / steps:>11.2f}"
               f"{secs / n * 1000:>10.2f}{secs / calls * 1000:>9.3f}")
     print("(World time is summed over threads: concurrent calls overlap)")
+    if args.cpu:
+        per = n * steps
+        print(f"CPU per step: postgres processes {server / per * 1000:.3f} ms, "
+              f"this process {own / per * 1000:.3f} ms")
     if args.server_functions and args.backend == "postgres":
         _print_functions(url)
 

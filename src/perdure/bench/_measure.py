@@ -229,3 +229,26 @@ def commit_floor(url: str, n: int = 300) -> float:
         finally:
             conn.execute("DROP TABLE perdure_bench_floor")
     return median(samples)
+
+
+def cpu_seconds(command_prefix: str) -> float:
+    """User + system CPU seconds of the processes whose command line starts with
+    ``command_prefix`` (Linux ``/proc``; 0.0 elsewhere). For a local PostgreSQL,
+    ``"postgres"`` covers the postmaster, its backends and background processes."""
+    total = 0
+    prefix = command_prefix.encode()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    with contextlib.suppress(FileNotFoundError):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if not f.read().startswith(prefix):
+                        continue
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick

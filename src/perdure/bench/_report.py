@@ -70,7 +70,11 @@ class Summary:
         if r.kind == "stream-1mb":
             return f"{self.mb_per_s:.0f} MB/s"
         if r.kind == "throughput":
-            return f"{r.extra.get('workflows_per_s', 0):.0f} workflows/s"
+            note = f"{r.extra.get('workflows_per_s', 0):.0f} workflows/s"
+            if "cpu_ms_postgres" in r.extra and r.system == "perdure-postgres":
+                note += (f"; CPU ms/run: pg {r.extra['cpu_ms_postgres']:.2f}, "
+                         f"workers {r.extra['cpu_ms_workers']:.2f}")
+            return note
         return ""
 
     def to_json(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from perdure import Engine
 
 from . import _shapes
 from ._catalog import Shape
-from ._measure import CommitCounter, Result
+from ._measure import CommitCounter, Result, cpu_seconds
 
 STARTERS = 4          # client threads starting runs
 WARMUP_PER_WORKER = 25
@@ -51,9 +51,12 @@ def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
             _wait_ready(proc, log)
         warm = WARMUP_PER_WORKER * workers
         _batch(client, warm)
+        cpu0 = _cpu(procs)
         t0 = time.perf_counter()
         _batch(client, shape.n)
         elapsed = time.perf_counter() - t0
+        result.extra.update({k: (v - cpu0[k]) / shape.n * 1000.0
+                             for k, v in _cpu(procs).items()})
         result.samples = [elapsed * 1000.0]
         result.iterations = 1
         result.extra["workflows_per_s"] = shape.n / elapsed
@@ -70,6 +73,23 @@ def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
         time.sleep(0.3)  # the workers' backends exit, flushing their statistics
         result.commits = counter.settled(flush) - before
     return result
+
+
+def _cpu(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float]:
+    """CPU seconds so far: local postgres processes, the workers, this client (Linux;
+    the extra fields are CPU ms per run)."""
+    workers = sum(_proc_cpu(p.pid) for p, _ in procs)
+    return {"cpu_ms_postgres": cpu_seconds("postgres"), "cpu_ms_workers": workers,
+            "cpu_ms_client": time.process_time()}
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _batch(client: Engine, n: int) -> None:
