@@ -9,13 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from perdure.backends.postgres._arrays import (
-    BinaryTextArray,
-    bool_array,
-    number_array,
-    text_array,
-)
-from perdure.backends.postgres._db import ADAPTERS
+from perdure.backends.postgres._arrays import bool_array, number_array, text_array
 from perdure.world import dumps
 
 pytestmark = pytest.mark.postgres
@@ -49,14 +43,15 @@ def test_none_is_null(admin: psycopg.Connection[Any]) -> None:
     [None],
 ])
 def test_binary_text_array_round_trip(pg_url: str, values: list[str | None]) -> None:
-    with psycopg.connect(pg_url, autocommit=True, context=ADAPTERS) as conn:
-        row = conn.execute("SELECT %b::text[]", (BinaryTextArray(values),)).fetchone()
+    """Event data is sent this way (``%b``: psycopg's binary list dumper)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT %b::text[]", (values,)).fetchone()
     assert row is not None and row[0] == values
 
 
 def test_binary_text_array_uses_the_connection_encoding(pg_url: str) -> None:
-    with psycopg.connect(pg_url, autocommit=True, context=ADAPTERS) as conn:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("SET client_encoding = 'LATIN1'")
         row = conn.execute("SELECT %b::text[], octet_length(convert_to(%s, 'UTF8'))",
-                           (BinaryTextArray(["café"]), "é")).fetchone()
+                           (["café"], "é")).fetchone()
     assert row == (["café"], 2)

@@ -1,4 +1,4 @@
-"""Postgres arrays, built by hand for the hot path.
+"""Postgres arrays for the hot path: literals built by hand, event data in binary.
 
 psycopg adapts a Python list element by element in Python (about 5 us per array
 on the hot path, a dozen arrays per append); a literal ``{"a","b",NULL}`` is one
@@ -7,26 +7,15 @@ string, cheap to build, sent as text and parsed by the server's ``array_in``
 ``\\`` need escaping; ``None`` becomes an unquoted NULL. Floats print with
 ``repr``, which the server reads back to the same double.
 
-Long texts (event data: a step's arguments and result) go the other way, as a
-``BinaryTextArray`` (placeholder ``%b``): ``array_in`` reads a literal character by
-character, about 0.06 ms of server CPU for two 10 KB payloads, where the binary
-form is lengths and bytes (and the Python side skips the escaping).
+Long texts (event data: a step's arguments and result) go the other way: a plain
+list sent with psycopg's binary placeholder ``%b``. ``array_in`` reads a literal
+character by character, about 0.06 ms of server CPU for two 10 KB payloads, where
+the binary form is lengths and bytes (and the Python side skips the escaping).
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable, Sequence
-from typing import Any
-
-from psycopg import adapt, postgres
-from psycopg.pq import Format
-
-_TEXT_ARRAY_OID = postgres.types["text"].array_oid
-_TEXT_OID = postgres.types["text"].oid
-_HEADER = struct.Struct("!iiIii")  # ndim, has nulls, element type, length, lower bound
-_LENGTH = struct.Struct("!i")
-_NULL = _LENGTH.pack(-1)
+from collections.abc import Iterable
 
 
 def _quote(value: str) -> str:
@@ -54,33 +43,3 @@ def bool_array(values: Iterable[bool | None] | None) -> str | None:
         return None
     return "{" + ",".join(["NULL" if v is None else ("t" if v else "f") for v in values]) + "}"
 
-
-class BinaryTextArray:
-    """A ``text[]`` parameter sent in binary (see the module docstring)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Sequence[str | None]) -> None:
-        self.values = values
-
-
-class BinaryTextArrayDumper(adapt.Dumper):
-    format = Format.BINARY
-    oid = _TEXT_ARRAY_OID
-
-    def dump(self, obj: Any) -> bytes:
-        values = obj.values
-        encoding = self.connection.info.encoding if self.connection else "utf-8"
-        parts = [_HEADER.pack(1, 1, _TEXT_OID, len(values), 1)]
-        for value in values:
-            if value is None:
-                parts.append(_NULL)
-            else:
-                data = value.encode(encoding)
-                parts.append(_LENGTH.pack(len(data)))
-                parts.append(data)
-        return b"".join(parts)
-
-
-def register(adapters: adapt.AdaptersMap) -> None:
-    adapters.register_dumper(BinaryTextArray, BinaryTextArrayDumper)

@@ -36,7 +36,6 @@ from ...errors import (
     WorkflowNotFoundError,
 )
 from .._sqlfile import load_queries
-from . import _arrays
 
 PACKAGE = "perdure.backends.postgres"
 Q: dict[str, str] = load_queries(PACKAGE)
@@ -45,10 +44,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NEVER_AUTO_PREPARE = 2**31 - 1
-
-# psycopg's adapters plus perdure's binary text[] (see _arrays), for our connections.
-ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
-_arrays.register(ADAPTERS)
 Conn = psycopg.Connection[Any]
 
 
@@ -132,7 +127,6 @@ class Database:
                 "autocommit": True,
                 "prepare_threshold": NEVER_AUTO_PREPARE,
                 "application_name": application_name,
-                "context": ADAPTERS,
             },
             name="perdure",
             num_workers=1,

@@ -30,7 +30,7 @@ from ...world import (
     dumps,
 )
 from . import _convert
-from ._arrays import BinaryTextArray, bool_array, number_array, text_array
+from ._arrays import bool_array, number_array, text_array
 from ._base import PostgresBase
 from ._db import Q, Retry
 
@@ -91,7 +91,7 @@ def append_params(
             tokens[i] = str(_field(data, "token", kind))
             webhooks[i] = bool((data or {}).get("webhook"))
     return [
-        run_id, text_array(types), text_array(cids), BinaryTextArray(datas), number_array(times),
+        run_id, text_array(types), text_array(cids), datas, number_array(times),
         text_array(names), text_array(tokens), bool_array(webhooks), number_array(resume_at),
         number_array(retry_after),
         expected_seq, expected_result_seq,
