@@ -231,13 +231,24 @@ def commit_floor(url: str, n: int = 300) -> float:
     return median(samples)
 
 
+
+def process_cpu(pid: int | str) -> float:
+    """User + system CPU seconds of one process so far (Linux ``/proc``; 0.0 when
+    it is gone or there is no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def cpu_seconds(command_prefix: str) -> float:
-    """User + system CPU seconds of the processes whose command line starts with
-    ``command_prefix`` (Linux ``/proc``; 0.0 elsewhere). For a local PostgreSQL,
-    ``"postgres"`` covers the postmaster, its backends and background processes."""
-    total = 0
+    """CPU seconds of the processes whose command line starts with
+    ``command_prefix``. For a local PostgreSQL, ``"postgres"`` covers the
+    postmaster, its backends and background processes."""
     prefix = command_prefix.encode()
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
     with contextlib.suppress(FileNotFoundError):
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -246,9 +257,7 @@ def cpu_seconds(command_prefix: str) -> float:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if not f.read().startswith(prefix):
                         continue
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
             except OSError:  # the process ended meanwhile
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+            total += process_cpu(pid)
+    return total

@@ -27,7 +27,7 @@ from perdure import Engine
 
 from . import _shapes
 from ._catalog import Shape
-from ._measure import CommitCounter, Result, cpu_seconds
+from ._measure import CommitCounter, Result, cpu_seconds, process_cpu
 
 STARTERS = 4          # client threads starting runs
 WARMUP_PER_WORKER = 25
@@ -78,18 +78,9 @@ def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
 def _cpu(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float]:
     """CPU seconds so far: local postgres processes, the workers, this client (Linux;
     the extra fields are CPU ms per run)."""
-    workers = sum(_proc_cpu(p.pid) for p, _ in procs)
+    workers = sum(process_cpu(p.pid) for p, _ in procs)
     return {"cpu_ms_postgres": cpu_seconds("postgres"), "cpu_ms_workers": workers,
             "cpu_ms_client": time.process_time()}
-
-
-def _proc_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _batch(client: Engine, n: int) -> None:
