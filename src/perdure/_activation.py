@@ -39,7 +39,16 @@ from .errors import (
     StaleStateError,
     WorkflowNotFoundError,
 )
-from .world import RUN_TERMINAL, RUN_TERMINAL_EVENTS, Event, NewEvent, NewJob, World
+from .world import (
+    RUN_TERMINAL,
+    RUN_TERMINAL_EVENTS,
+    AppendResult,
+    Event,
+    NewEvent,
+    NewJob,
+    RunRecord,
+    World,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +66,26 @@ class LocalStep:
     kwargs: dict[str, Any]
     job_id: int
     attempt: int = 1
+
+
+@dataclass
+class Creation:
+    """A run this worker starts and activates in the commit that creates it."""
+
+    workflow_name: str
+    input_json: str
+    created: Event  # its run_created, as the activation saw it
+    idempotency_key: str | None
+    record: RunRecord | None = None  # the run as the creating commit left it
+
+
+class KeyTaken(Exception):
+    """The idempotency key of a :class:`Creation` names an existing run: nothing was
+    written."""
+
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__(record.id)
+        self.record = record
 
 
 @dataclass
@@ -173,6 +202,31 @@ class Advancer:
         return WorkflowInstance(run_id, wf, args, webhook_base=self.webhook_base,
                                 max_payload_bytes=self.max_payload_bytes)
 
+    def create_started(self, creation: Creation) -> tuple[RunRecord | None, list[LocalStep]]:
+        """Start a run and commit its first activation with its creation (one commit,
+        no workflow job). Returns the run as that commit left it and the steps it
+        claimed for this worker; the existing run and no steps when the idempotency
+        key was taken. ``(None, [])`` when the run cannot start this way (its workflow
+        is not registered here, its body failed, a hook token is taken): nothing was
+        written, and the caller creates the run for an ordinary activation, which
+        records any such failure in the run's log."""
+        run_id = creation.created.run_id
+        with self.cache.lock(run_id):
+            try:
+                inst = self._new_instance(run_id, [creation.created])
+                inst.replay([creation.created])
+                inst.start(creation.created.created_at)
+                batch = inst.take_batch()
+            except Exception:  # noqa: BLE001 - the ordinary activation records it
+                return None, []
+            try:
+                local = self._commit(inst, batch, [], creation)
+            except KeyTaken as taken:
+                return taken.record, []
+            except HookTokenConflictError:
+                return None, []
+        return creation.record, local
+
     # == step results =========================================================
     def complete_step(self, run_id: str, outcome: NewEvent, job_id: int) -> list[LocalStep]:
         """Record a step's final outcome (``step_completed`` / ``step_failed``).
@@ -260,7 +314,8 @@ class Advancer:
             self._record_outcomes(run_id, [item])
 
     # == the one commit =====================================================
-    def _commit(self, inst: WorkflowInstance, batch: Batch, ack: list[int]) -> list[LocalStep]:
+    def _commit(self, inst: WorkflowInstance, batch: Batch, ack: list[int],
+                creation: Creation | None = None) -> list[LocalStep]:
         run_id = inst.run_id
         jobs: list[NewJob] = []
         local: list[tuple[int, Any]] = []
@@ -283,14 +338,19 @@ class Advancer:
         if batch.finished:
             self.outcomes.announce(run_id)
         try:
-            result = self.world.append(
-                run_id, events, expected_result_seq=inst.result_seq, jobs=jobs, ack=ack,
-                consumed=True, close_streams=batch.finished,
-            )
+            if creation is None:
+                result = self.world.append(
+                    run_id, events, expected_result_seq=inst.result_seq, jobs=jobs, ack=ack,
+                    consumed=True, close_streams=batch.finished,
+                )
+            else:
+                result = self._create(creation, events, jobs, batch.finished)
         except HookTokenConflictError as exc:
             self._release(granted)
             self.outcomes.settle(run_id, None)
             self.cache.evict(run_id)
+            if creation is not None:
+                raise
             self._fail_run(run_id, exc, ack)
             return []
         except BaseException:
@@ -308,6 +368,18 @@ class Advancer:
             self.cache.put(run_id, inst)
         return [LocalStep(run_id, new.correlation_id, new.step, new.args, new.kwargs,
                           result.job_ids[index]) for index, new in local]
+
+    def _create(self, creation: Creation, events: list[NewEvent], jobs: list[NewJob],
+                finished: bool) -> AppendResult:
+        created = creation.created
+        record, result = self.world.create_run_started(
+            creation.workflow_name, creation.input_json, run_id=created.run_id,
+            created_at=created.created_at, events=events, jobs=jobs, close_streams=finished,
+            idempotency_key=creation.idempotency_key)
+        if result is None:
+            raise KeyTaken(record)
+        creation.record = record
+        return result
 
     def _release(self, granted: int) -> None:
         if granted:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import _recovery
-from ._activation import Advancer, LocalStep
+from ._activation import Advancer, Creation, LocalStep
 from ._cache import InstanceCache
 from ._decorators import get_step
 from ._leases import Heartbeat
@@ -165,28 +165,48 @@ class Worker:
     # == local starts =======================================================
     def start_run(self, workflow_name: str, encoded_input: Any, input_json: str, run_id: str,
                   idempotency_key: str | None) -> RunRecord | None:
-        """Create a run that this worker executes at once: its job is claimed in the
-        creating commit and handed to an executor thread, with the ``run_created``
-        event the activation would otherwise read back. None when no slot is free
-        (the caller then creates the run for the queue). Its slot comes from the
-        backlog allowance, like the steps a commit creates: the dispatcher holds
-        every free slot while a claim is in flight."""
+        """Create a run that this worker executes at once. Its first activation runs
+        here, on the caller's thread, and commits with the run's creation (one
+        commit, no workflow job); the steps that commit claims go to executor
+        threads. None when no slot is free (the caller then creates the run for the
+        queue). The start holds a slot from the backlog allowance, like the steps a
+        commit creates: the dispatcher holds every free slot while a claim is in
+        flight."""
+        if self._reserve_created(1) == 0:
+            return None
+        created = Event(run_id, 1, "run_created", None,
+                        {"workflow": workflow_name, "input": encoded_input,
+                         "idempotency_key": idempotency_key}, time.time())
+        try:
+            record, local = self.advancer.create_started(
+                Creation(workflow_name, input_json, created, idempotency_key))
+            if record is None:
+                return self._start_claimed(workflow_name, input_json, created, idempotency_key)
+        finally:
+            self._reserve(-1)
+        if local:
+            self._executor.submit(self._run_chain, local)
+        return record
+
+    def _start_claimed(self, workflow_name: str, input_json: str, created: Event,
+                       key: str | None) -> RunRecord | None:
+        """The run's job is claimed in the creating commit and handed to an executor
+        thread with the ``run_created`` event the activation would otherwise read."""
         if self._reserve_created(1) == 0:
             return None
         try:
             record, job = self.world.create_run_claimed(
-                workflow_name, input_json, run_id=run_id, worker_id=self.id,
-                lease_seconds=self.lease_seconds, idempotency_key=idempotency_key)
+                workflow_name, input_json, run_id=created.run_id, worker_id=self.id,
+                lease_seconds=self.lease_seconds, idempotency_key=key)
         except BaseException:
             self._reserve(-1)
             raise
         if job is None:  # the idempotency key was used: that run is not ours to start
             self._reserve(-1)
             return record
-        created = Event(run_id, 1, "run_created", None,
-                        {"workflow": workflow_name, "input": encoded_input,
-                         "idempotency_key": idempotency_key}, record.created_at)
-        self._hold(job.id, run_id)
+        created = Event(created.run_id, 1, "run_created", None, created.data,
+                        record.created_at)
+        self._hold(job.id, created.run_id)
         self._executor.submit(self._run_job, job, created)
         return record
 

@@ -97,6 +97,75 @@ def test_create_run_claimed(world: World) -> None:
         wake.close()
 
 
+def test_create_run_started(world: World) -> None:
+    """A run created with its first activation: one transaction, the append's events
+    from seq 2, its jobs, consumed, and no workflow job; a used key writes nothing."""
+    run_id, at = uuid7(), time.time() - 5
+    wake = world.notifier.subscribe("jobs")
+    try:
+        wake.wait(0)
+        run, result = world.create_run_started(
+            "orders", '{"n": 1}', run_id=run_id, created_at=at, idempotency_key="sk",
+            events=[ev("run_started"), ev("step_created", "s1"), ev("step_started", "s1"),
+                    ev("step_created", "s2")],
+            jobs=[NewJob("step", run_id, "s1", claimed_by="w1", lease_seconds=30),
+                  NewJob("step", run_id, "s2")])
+        assert result is not None
+        assert [e.seq for e in result.events] == [2, 3, 4, 5] and result.last_seq == 5
+        assert (run.id, run.status, run.last_seq, run.consumed_seq, run.created_at) == (
+            run_id, "running", 5, 5, at)
+        assert run == world.get_run(run_id)
+        events = world.list_events(run_id)
+        assert [e.event_type for e in events] == ["run_created", "run_started", "step_created",
+                                                  "step_started", "step_created"]
+        assert events[0].data == {"workflow": "orders", "input": {"n": 1},
+                                  "idempotency_key": "sk"}
+        assert events[0].created_at == at
+        jobs = world.list_jobs(run_id=run_id)
+        assert sorted(j.id for j in jobs) == sorted(result.job_ids)
+        assert {(j.kind, j.correlation_id, j.claimed_by) for j in jobs} == {
+            ("step", "s1", "w1"), ("step", "s2", None)}
+        assert world.get_step(run_id, "s1").status == "running"
+        assert wake.wait(0)  # s2 is claimable now
+    finally:
+        wake.close()
+    again, none = world.create_run_started("other", "2", run_id=uuid7(), created_at=at,
+                                           idempotency_key="sk", events=[ev("run_started")])
+    assert none is None and again == world.get_run(run_id)
+    assert len(world.list_runs().items) == 1
+
+
+def test_create_run_started_that_ends_the_run(world: World) -> None:
+    run_id = uuid7()
+    ended = world.notifier.subscribe(f"run:{run_id}")
+    try:
+        run, result = world.create_run_started(
+            "wf", "[]", run_id=run_id, created_at=time.time(), close_streams=True,
+            events=[ev("run_started"), ev("run_completed", result=7)])
+        assert result is not None and run.status == "completed"
+        assert run.completed_at is not None and ended.wait(0)
+        assert world.list_jobs(run_id=run_id) == []
+    finally:
+        ended.close()
+
+
+@pytest.mark.parametrize("refused", ["step_completed", "hook_token"])
+def test_a_refused_create_run_started_writes_nothing(world: World, refused: str) -> None:
+    holder = new_run(world)
+    token = new_token()
+    world.create_event(holder, ev("hook_created", "h", token=token))
+    run_id = uuid7()
+    events = [ev("run_started"), ev("hook_created", "h", token=token)]
+    error: type[Exception] = HookTokenConflictError
+    if refused == "step_completed":
+        events, error = [ev("run_started"), ev("step_completed", "nope")], EntityConflictError
+    with pytest.raises(error):
+        world.create_run_started("wf", "{}", run_id=run_id, created_at=time.time(),
+                                 events=events, jobs=[NewJob("workflow", run_id)])
+    assert world.get_run(run_id) is None
+    assert world.list_events(run_id) == [] and world.list_jobs(run_id=run_id) == []
+
+
 def test_create_run_twice_with_one_id(world: World) -> None:
     run_id = new_run(world, started=False)
     with pytest.raises(EntityConflictError):

@@ -144,23 +144,60 @@ def test_failed_run_raises_run_failed(engine: Engine) -> None:
         run.result(timeout=30)
 
 
+def _spy(world: object, names: tuple[str, ...], calls: list[str]) -> None:
+    for name in names:
+        method = getattr(world, name)
+        setattr(world, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
+
+
 def test_local_start_reads_nothing_back(engine: Engine) -> None:
-    """A run started on a launched engine is created with its job claimed by this
-    worker, activated with the event it just wrote, and its result handed over by
-    the worker: no claim, no log read, no result read."""
+    """A run started on a launched engine is activated with the event it is about to
+    write, its first activation committed with its creation, and its result handed
+    over by the worker: no claim, no log read, no result read, no replay."""
     assert engine.worker is not None
     advancer, world = engine.worker.advancer, engine.world
     reads_before, replays_before = advancer.events_read, advancer.replays
+    names = ("claim", "list_events", "get_run", "create_run_started", "create_run_claimed")
     calls: list[str] = []
-    for name in ("claim", "list_events", "get_run"):
-        method = getattr(world, name)
-        setattr(world, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
+    _spy(world, names, calls)
     try:
         run = engine.start(w.sequential, 5)
         assert run.result(timeout=30) == sum(range(5))
     finally:
-        for name in ("claim", "list_events", "get_run"):
+        for name in names:
             delattr(world, name)
     assert advancer.events_read == reads_before
-    assert advancer.replays == replays_before + 1  # built from run_created, not the log
-    assert "list_events" not in calls and "get_run" not in calls
+    assert advancer.replays == replays_before
+    assert calls == ["create_run_started"]
+
+
+def test_local_start_commits_creation_and_first_activation_together(engine: Engine) -> None:
+    """A workflow with no steps is one commit: created, started and completed by the
+    start itself, with no workflow job left behind."""
+    names = ("append", "create_run", "create_run_claimed", "create_run_started")
+    calls: list[str] = []
+    _spy(engine.world, names, calls)
+    try:
+        run = engine.start(w.sequential, 0)
+    finally:
+        for name in names:
+            delattr(engine.world, name)
+    assert calls == ["create_run_started"]
+    assert run.status() == "completed" and run.result(timeout=30) == 0
+    assert [e.event_type for e in run.events()] == ["run_created", "run_started",
+                                                     "run_completed"]
+    assert [e.seq for e in run.events()] == [1, 2, 3]
+    assert engine.world.list_jobs(run_id=run.id) == []
+
+
+def test_local_start_with_a_taken_hook_token_fails_that_run(engine: Engine) -> None:
+    """The second run's creating commit is refused (the token is live): the run is
+    then created for an ordinary activation, which fails it with the cause."""
+    first = engine.start(w.hooks, "taken-token")
+    second = engine.start(w.hooks, "taken-token")
+    with pytest.raises(RunFailedError, match="taken-token"):
+        second.result(timeout=30)
+    assert first.status() == "running"
+    first.cancel()
+
+

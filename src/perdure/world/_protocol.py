@@ -141,6 +141,27 @@ class World(Protocol):
         the idempotency key was used already (nothing written; the existing run)."""
         ...
 
+    def create_run_started(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        created_at: float,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        close_streams: bool = False,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, AppendResult | None]:
+        """``create_run`` and the run's first ``append`` (``events`` from seq 2,
+        ``jobs``, ``close_streams``, consumed) in ONE transaction, for a worker that
+        activates the run it starts: no workflow job is left, the activation being
+        part of the creation. ``created_at`` stamps ``run_created`` (the activation
+        saw that time). Refused appends raise as ``append`` does and write nothing,
+        the run included. With an idempotency key already used, nothing is written:
+        the existing run and None. Returns the run as the append left it."""
+        ...
+
     def append(
         self,
         run_id: str,

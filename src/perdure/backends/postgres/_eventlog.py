@@ -169,6 +169,28 @@ class EventLog(PostgresBase):
                   record.updated_at + float(lease_seconds), 1)
         return record, job
 
+    def create_run_started(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        created_at: float,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        close_streams: bool = False,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, AppendResult | None]:
+        appended = append_params(run_id, events, None, None, jobs, (), True, close_streams)
+        params = (workflow_name, input_json, run_id, idempotency_key, created_at,
+                  *appended[1:10], *appended[12:18], close_streams)
+        row = self._db.one("create_run_started", params, retry=Retry.IF_NOT_RUN)
+        assert row is not None
+        record = _convert.run(row[5:])
+        if not row[0]:
+            return record, None
+        return record, self._appended(run_id, events, jobs, row[1:5])
+
     def create_run_statement(
         self,
         workflow_name: str,
@@ -201,6 +223,11 @@ class EventLog(PostgresBase):
         )
         row = self._db.one("append_events", params, retry=Retry.IF_NOT_RUN)
         assert row is not None
+        return self._appended(run_id, events, jobs, row)
+
+    def _appended(self, run_id: str, events: Sequence[NewEvent], jobs: Sequence[NewJob],
+                  row: tuple[Any, ...]) -> AppendResult:
+        """The written events from ``append_events``' outputs, and the wake-ups."""
         last_seq, written_at, job_ids, closed_streams = row
         first = last_seq - len(events) + 1
         result = [

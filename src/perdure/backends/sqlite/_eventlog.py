@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import (
@@ -103,6 +104,64 @@ def _apply(
     return run_status
 
 
+def _insert_run(conn: sqlite3.Connection, workflow_name: str, input_json: str, run_id: str,
+                idempotency_key: str | None, created_at: float, now: float) -> RunRecord | None:
+    """The run row and its ``run_created`` event; the existing run instead (writing
+    nothing) when the idempotency key was used."""
+    if idempotency_key is not None:
+        found = conn.execute(Q["get_run_by_key"], {"key": idempotency_key}).fetchone()
+        if found is not None:
+            return _convert.run(found)
+    data = {"workflow": workflow_name, "input": loads(input_json),
+            "idempotency_key": idempotency_key}
+    conn.execute(Q["insert_run"], {"run_id": run_id, "workflow": workflow_name,
+                                  "key": idempotency_key, "created_at": created_at, "now": now})
+    conn.execute(Q["insert_event"], {"run_id": run_id, "seq": 1, "event_type": "run_created",
+                                     "correlation_id": None, "data": dumps(data),
+                                     "created_at": created_at})
+    return None
+
+
+@dataclass
+class _Appended:
+    result: AppendResult
+    wake_jobs: bool
+    closed: list[str]
+
+
+def _append(conn: sqlite3.Connection, run_id: str, events: Sequence[NewEvent],
+            texts: list[str | None], now: float, *, jobs: Sequence[NewJob], ack: Sequence[int],
+            consumed: bool, close_streams: bool, run: sqlite3.Row | None = None) -> _Appended:
+    """``World.append``'s writes on a connection in a write transaction."""
+    if run is None:
+        run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+    status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
+    written: list[Event] = []
+    for event, text in zip(events, texts, strict=True):
+        seq += 1
+        ts = now if event.created_at is None else event.created_at
+        status = _apply(conn, run_id, event, seq, ts, status)
+        if event.event_type in RESULT_EVENTS:
+            result_seq = seq
+        written.append(Event(run_id, seq, event.event_type, event.correlation_id,
+                             None if text is None else loads(text), ts))
+    conn.executemany(Q["insert_event"], [
+        {"run_id": run_id, "seq": ev.seq, "event_type": ev.event_type,
+         "correlation_id": ev.correlation_id, "data": text, "created_at": ev.created_at}
+        for ev, text in zip(written, texts, strict=True)
+    ])
+    if written or consumed:
+        conn.execute(Q["finish_append"], {"run_id": run_id, "last_seq": seq,
+                                          "result_seq": result_seq,
+                                          "consumed": consumed, "now": now})
+    # Acks first: a step job re-enqueued by this batch keeps its id.
+    delete_jobs(conn, ack)
+    job_ids, wake_jobs = insert_jobs(conn, jobs, now)
+    closed = close_run_streams(conn, run_id, now) if close_streams else []
+    return _Appended(AppendResult(events=written, last_seq=seq, job_ids=job_ids),
+                     wake_jobs, closed)
+
+
 class EventLog(SqliteBase):
     def create_run(
         self,
@@ -134,19 +193,11 @@ class EventLog(SqliteBase):
                 idempotency_key: str | None, created_at: float | None,
                 new_job: NewJob) -> tuple[RunRecord, Job | None]:
         now = time.time()
-        ts = now if created_at is None else created_at
-        data = {"workflow": workflow_name, "input": loads(input_json),
-                "idempotency_key": idempotency_key}
-        event = {"run_id": run_id, "seq": 1, "event_type": "run_created",
-                 "correlation_id": None, "data": dumps(data), "created_at": ts}
         with self._write() as conn:
-            if idempotency_key is not None:
-                found = conn.execute(Q["get_run_by_key"], {"key": idempotency_key}).fetchone()
-                if found is not None:
-                    return _convert.run(found), None
-            conn.execute(Q["insert_run"], {"run_id": run_id, "workflow": workflow_name,
-                                          "key": idempotency_key, "created_at": ts, "now": now})
-            conn.execute(Q["insert_event"], event)
+            existing = _insert_run(conn, workflow_name, input_json, run_id, idempotency_key,
+                                   now if created_at is None else created_at, now)
+            if existing is not None:
+                return existing, None
             (job_id,), wake = insert_jobs(conn, [new_job], now)
             row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
         if wake:
@@ -155,6 +206,31 @@ class EventLog(SqliteBase):
         job = Job(job_id, "workflow", run_id, None, now, new_job.claimed_by, lease,
                   0 if new_job.claimed_by is None else 1)
         return _convert.run(row), job
+
+    def create_run_started(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        run_id: str,
+        created_at: float,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        close_streams: bool = False,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, AppendResult | None]:
+        now = time.time()
+        texts = [None if ev.data is None else dumps(ev.data) for ev in events]
+        with self._write() as conn:
+            existing = _insert_run(conn, workflow_name, input_json, run_id, idempotency_key,
+                                   created_at, now)
+            if existing is not None:
+                return existing, None
+            done = _append(conn, run_id, events, texts, now, jobs=jobs, ack=(), consumed=True,
+                           close_streams=close_streams)
+            row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+        self._announce(run_id, done)
+        return _convert.run(row), done.result
 
     def append(
         self,
@@ -181,36 +257,18 @@ class EventLog(SqliteBase):
             if expected_result_seq is not None and expected_result_seq != run["result_seq"]:
                 raise StaleStateError(f"run {run_id}: expected result seq "
                                       f"{expected_result_seq}, it is {run['result_seq']}")
-            status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
-            written: list[Event] = []
-            for event, text in zip(events, texts, strict=True):
-                seq += 1
-                ts = now if event.created_at is None else event.created_at
-                status = _apply(conn, run_id, event, seq, ts, status)
-                if event.event_type in RESULT_EVENTS:
-                    result_seq = seq
-                written.append(Event(run_id, seq, event.event_type, event.correlation_id,
-                                     None if text is None else loads(text), ts))
-            conn.executemany(Q["insert_event"], [
-                {"run_id": run_id, "seq": ev.seq, "event_type": ev.event_type,
-                 "correlation_id": ev.correlation_id, "data": text, "created_at": ev.created_at}
-                for ev, text in zip(written, texts, strict=True)
-            ])
-            if written or consumed:
-                conn.execute(Q["finish_append"], {"run_id": run_id, "last_seq": seq,
-                                                  "result_seq": result_seq,
-                                                  "consumed": consumed, "now": now})
-            # Acks first: a step job re-enqueued by this batch keeps its id.
-            delete_jobs(conn, ack)
-            job_ids, wake_jobs = insert_jobs(conn, jobs, now)
-            closed = close_run_streams(conn, run_id, now) if close_streams else []
-        if any(ev.event_type in RUN_TERMINAL_EVENTS for ev in written):
+            done = _append(conn, run_id, events, texts, now, jobs=jobs, ack=ack,
+                           consumed=consumed, close_streams=close_streams, run=run)
+        self._announce(run_id, done)
+        return done.result
+
+    def _announce(self, run_id: str, done: _Appended) -> None:
+        if any(ev.event_type in RUN_TERMINAL_EVENTS for ev in done.result.events):
             self._publish(f"run:{run_id}")
-        if wake_jobs:
+        if done.wake_jobs:
             self._publish("jobs")
-        for stream in closed:
+        for stream in done.closed:
             self._publish(stream_key(run_id, stream))
-        return AppendResult(events=written, last_seq=seq, job_ids=job_ids)
 
     def create_event(self, run_id: str, event: NewEvent) -> Event:
         return self.append(run_id, [event]).events[0]

@@ -45,6 +45,13 @@ SELECT name FROM perdure.workflows ORDER BY name;
 -- name: create_run
 SELECT * FROM perdure.create_run(%s, %s, %s, %s, %s, %s, %s);
 
+-- name: create_run_started
+SELECT * FROM perdure.create_run_started(
+    %s, %s, %s, %s, %s,
+    %s::text[], %s::text[], %b::text[], %s::float8[],
+    %s::text[], %s::text[], %s::boolean[], %s::float8[], %s::float8[],
+    %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s);
+
 -- name: create_run_statement
 -- For a caller's own connection and transaction (engine.start(connection=...)).
 SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
