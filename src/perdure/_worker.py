@@ -184,6 +184,8 @@ class Worker:
                 return self._start_claimed(workflow_name, input_json, created, idempotency_key)
         finally:
             self._reserve(-1)
+        for step in local:  # leases renewed while they wait for an executor thread
+            self._hold(step.job_id, step.run_id)
         if local:
             self._executor.submit(self._run_chain, local)
         return record
