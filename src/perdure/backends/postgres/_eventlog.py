@@ -54,6 +54,15 @@ def append_params(
     close_streams: bool,
 ) -> Params:
     """The arguments of ``perdure.append_events`` (see its definition)."""
+    return [
+        run_id, *event_arrays(events), expected_seq, expected_result_seq,
+        *job_arrays(jobs), number_array(ack) if ack else None, consumed, close_streams,
+    ]
+
+
+def event_arrays(events: Sequence[NewEvent]) -> Params:
+    """types, correlation ids, data, times, then the projection fields one array
+    each: step names, hook tokens, webhook flags, resume times, retry times."""
     n = len(events)
     types: list[str] = []
     cids: list[str | None] = []
@@ -91,12 +100,9 @@ def append_params(
             tokens[i] = str(_field(data, "token", kind))
             webhooks[i] = bool((data or {}).get("webhook"))
     return [
-        run_id, text_array(types), text_array(cids), datas, number_array(times),
+        text_array(types), text_array(cids), datas, number_array(times),
         text_array(names), text_array(tokens), bool_array(webhooks), number_array(resume_at),
         number_array(retry_after),
-        expected_seq, expected_result_seq,
-        *job_arrays(jobs),
-        number_array(ack) if ack else None, consumed, close_streams,
     ]
 
 
@@ -181,9 +187,8 @@ class EventLog(PostgresBase):
         close_streams: bool = False,
         idempotency_key: str | None = None,
     ) -> tuple[RunRecord, AppendResult | None]:
-        appended = append_params(run_id, events, None, None, jobs, (), True, close_streams)
         params = (workflow_name, input_json, run_id, idempotency_key, created_at,
-                  *appended[1:10], *appended[12:18], close_streams)
+                  *event_arrays(events), *job_arrays(jobs), close_streams)
         row = self._db.one("create_run_started", params, retry=Retry.IF_NOT_RUN)
         assert row is not None
         record = _convert.run(row[5:])
