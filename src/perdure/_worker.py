@@ -180,10 +180,12 @@ class Worker:
         try:
             record, local = self.advancer.create_started(
                 Creation(workflow_name, input_json, created, idempotency_key))
-            if record is None:
-                return self._start_claimed(workflow_name, input_json, created, idempotency_key)
-        finally:
+        except BaseException:
             self._reserve(-1)
+            raise
+        if record is None:  # nothing written: the ordinary way, the slot goes with it
+            return self._start_claimed(workflow_name, input_json, created, idempotency_key)
+        self._reserve(-1)
         for step in local:  # leases renewed while they wait for an executor thread
             self._hold(step.job_id, step.run_id)
         if local:
@@ -191,11 +193,10 @@ class Worker:
         return record
 
     def _start_claimed(self, workflow_name: str, input_json: str, created: Event,
-                       key: str | None) -> RunRecord | None:
-        """The run's job is claimed in the creating commit and handed to an executor
-        thread with the ``run_created`` event the activation would otherwise read."""
-        if self._reserve_created(1) == 0:
-            return None
+                       key: str | None) -> RunRecord:
+        """With the start's slot: the run's job is claimed in the creating commit and
+        handed to an executor thread with the ``run_created`` event the activation
+        would otherwise read."""
         try:
             record, job = self.world.create_run_claimed(
                 workflow_name, input_json, run_id=created.run_id, worker_id=self.id,
