@@ -74,21 +74,23 @@ class Baseline:
                      what=f"no more than {self.sessions} sessions: {pg_sessions(url)}")
 
 
-def parked_run(engine: Engine, reader: Engine, chunks: int) -> tuple[Run, str]:
-    """A run that wrote ``chunks`` and waits on a hook (the writer is idle)."""
+def parked_run(engine: Engine, backend_url: str,
+               make_reader: MakeReader) -> tuple[Engine, Run, str, Baseline]:
+    """A reader engine, and a run that wrote 1,200 chunks and waits on a hook (the
+    writer is idle), read once from the tail to warm up the reader's listener and
+    pool; then the reader's baseline."""
+    reader = make_reader(backend_url, poll_interval=0.2)
     token = f"cleanup-{uuid.uuid4()}"
-    run = reader.get_run(engine.start(w.stream_then_hook, chunks, token, 5).id)
+    run = reader.get_run(engine.start(w.stream_then_hook, 1200, token, 5).id)
     wait_for_hook(engine, token)
-    return run, token
+    assert next(iter(run.stream(start_index=-1))) == 1199
+    return reader, run, token, Baseline.take(reader, backend_url)
 
 
 def test_sync_reader_break_leaves_nothing(
     engine: Engine, backend_url: str, make_reader: MakeReader
 ) -> None:
-    reader = make_reader(backend_url, poll_interval=0.2)
-    run, token = parked_run(engine, reader, 1200)
-    assert next(iter(run.stream(start_index=-1))) == 1199  # warm up: listener, pool
-    base = Baseline.take(reader, backend_url)
+    reader, run, token, base = parked_run(engine, backend_url, make_reader)
 
     got = []
     for item in run.stream():  # break mid-stream
@@ -122,10 +124,7 @@ def test_sync_reader_break_leaves_nothing(
 def test_async_reader_break_and_cancel_leave_nothing(
     engine: Engine, backend_url: str, make_reader: MakeReader
 ) -> None:
-    reader = make_reader(backend_url, poll_interval=0.2)
-    run, token = parked_run(engine, reader, 1200)
-    assert next(iter(run.stream(start_index=-1))) == 1199  # warm up: listener, pool
-    base = Baseline.take(reader, backend_url)
+    reader, run, token, base = parked_run(engine, backend_url, make_reader)
 
     async def main() -> None:
         me = asyncio.current_task()
