@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from perdure import Engine
 from perdure.backends import open_world
-from perdure.testing import PostgresServer, find_or_start_postgres
+from perdure.testing import PostgresServer, assert_replays_cleanly, find_or_start_postgres
 from perdure.testing._postgres import create_database, drop_database
 
 REQUIRE_POSTGRES = os.environ.get("PERDURE_REQUIRE_POSTGRES") == "1"
@@ -63,3 +64,23 @@ def world(backend_url: str) -> Iterator[object]:
     w = open_world(backend_url)
     yield w
     w.close()
+
+
+@pytest.fixture
+def launched() -> Iterator[Callable[..., Engine]]:
+    """``launched(url, concurrency=...)``: an engine running its worker, shut down
+    after the test, and every run it completed must replay cleanly from its log."""
+    made: list[Engine] = []
+
+    def launch(url: str, *, concurrency: int) -> Engine:
+        engine = Engine(url, lease_seconds=5, concurrency=concurrency)
+        made.append(engine)
+        return engine.launch()
+
+    yield launch
+    for engine in made:
+        try:
+            for run in engine.list_runs(status="completed", limit=1000):
+                assert_replays_cleanly(engine.world, run.id)
+        finally:
+            engine.shutdown(timeout=5)

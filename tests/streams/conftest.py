@@ -8,33 +8,21 @@ from typing import Any
 import pytest
 
 from perdure import Engine
-from perdure.testing import assert_replays_cleanly
 
 from . import stream_workflows  # noqa: F401 - registers the workflows
 from ._support import reader_engine
 
 
-def _launched(url: str) -> Iterator[Engine]:
-    engine = Engine(url, lease_seconds=5, concurrency=10)
-    engine.launch()
-    yield engine
-    try:
-        for run in engine.list_runs(status="completed", limit=1000):
-            assert_replays_cleanly(engine.world, run.id)
-    finally:
-        engine.shutdown(timeout=5)
-
-
 @pytest.fixture
-def engine(backend_url: str) -> Iterator[Engine]:
+def engine(backend_url: str, launched: Callable[..., Engine]) -> Engine:
     """A launched engine on a fresh database of each backend."""
-    yield from _launched(backend_url)
+    return launched(backend_url, concurrency=10)
 
 
 @pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
+def pg_engine(pg_url: str, launched: Callable[..., Engine]) -> Engine:
     """A launched engine on a fresh Postgres database."""
-    yield from _launched(pg_url)
+    return launched(pg_url, concurrency=10)
 
 
 @pytest.fixture
