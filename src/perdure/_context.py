@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class StepContext:
     attempt: int
     world: Any  # the World the step's worker writes to (streams)
     max_payload_bytes: int | None = None
+    # (run id, stream) -> the attempt's chunk writer (``_streams.ChunkWriter``)
+    writers: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False)
 
 
 _step_context: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(

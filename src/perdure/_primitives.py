@@ -105,15 +105,27 @@ class StreamWriter:
     run_id: str
     name: str
 
-    def write(self, chunk: Any) -> int:
-        """Append one chunk (``bytes`` or any serializable value); returns its index."""
-        from ._streams import write_chunk
+    def write(self, chunk: Any) -> None:
+        """Append one chunk (``bytes`` or any serializable value). A value that cannot
+        be serialized raises here and writes nothing. The chunk is queued and
+        committed in the background, in order, with whatever else was written
+        meanwhile; ``flush``, ``close`` and the step's end wait until it is durable."""
+        from . import _stream_writer
 
-        return write_chunk(self._step("write"), self.run_id, self.name, chunk)
+        _stream_writer.write(self._step("write"), self.run_id, self.name, chunk)
+
+    def flush(self) -> None:
+        """Wait until every chunk this step wrote to the stream is durable."""
+        from . import _stream_writer
+
+        _stream_writer.flush(self._step("flush"), self.run_id, self.name)
 
     def close(self) -> None:
-        """Write end-of-stream; readers stop after the chunks written so far."""
-        self._step("close").world.close_stream(self.run_id, self.name)
+        """Write end-of-stream once the chunks written so far are durable; readers stop
+        after them."""
+        from . import _stream_writer
+
+        _stream_writer.close(self._step("close"), self.run_id, self.name)
 
     def _step(self, what: str) -> StepContext:
         ctx = current_step()

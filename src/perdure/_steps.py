@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import _stream_writer
 from ._context import StepContext, reset_step_context, set_step_context
 from ._decorators import StepFunction
 from ._failures import describe
@@ -86,12 +87,15 @@ def run_attempt(step: StepFunction[Any, Any], args: tuple[Any, ...], kwargs: dic
             value = _run_async(step, args, kwargs, run_id, running)
         else:
             value = step.fn(*args, **kwargs)
+        _stream_writer.finish(ctx)  # the step's chunks are durable before its outcome
         output = encode(value, max_bytes=max_payload_bytes)
     except asyncio.CancelledError:
+        _stream_writer.finish(ctx, quietly=True)
         return StepOutcome(NewEvent("step_failed", correlation_id, {
             "attempt": attempt, "error": {"type": "CancelledError", "message": "step cancelled",
                                           "traceback": ""}}, time.time()))
     except Exception as exc:  # noqa: BLE001 - user code: every error becomes an outcome
+        _stream_writer.finish(ctx, quietly=True)
         return _failure(step, exc, correlation_id, attempt)
     finally:
         reset_step_context(token)

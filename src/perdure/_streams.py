@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ._context import StepContext
 from ._serialization import dumps_value, loads_value
 from .world import CHUNK_BYTES, CHUNK_EOF, CHUNK_VALUE, RUN_TERMINAL, Chunk, Subscription, World
 
@@ -37,11 +36,6 @@ def decode_chunk(chunk: Chunk) -> Any:
     if chunk.kind == CHUNK_BYTES:
         return bytes(chunk.data)
     return loads_value(bytes(chunk.data).decode("utf-8"), strict=False)
-
-
-def write_chunk(ctx: StepContext, run_id: str, name: str, chunk: Any) -> int:
-    kind, data = encode_chunk(chunk, ctx.max_payload_bytes)
-    return int(ctx.world.write_chunks(run_id, name, [(kind, data)]))
 
 
 class StreamCursor:

@@ -58,11 +58,15 @@ def framing_values() -> list[Any]:
 
 # -- steps -----------------------------------------------------------------------------
 @step
-def stream_write_range(start: int, count: int, name: str | None = None) -> int:
-    """Write the integers ``start .. start+count-1`` as chunks (small values)."""
+def stream_write_range(start: int, count: int, name: str | None = None,
+                       flush_each: bool = False) -> int:
+    """Write the integers ``start .. start+count-1`` as chunks (small values);
+    ``flush_each``: one commit per chunk, so the writing takes a while."""
     writer = get_writable(name)
     for i in range(start, start + count):
         writer.write(i)
+        if flush_each:
+            writer.flush()
     return count
 
 
@@ -114,10 +118,10 @@ def stream_write_then_retry(n: int) -> int:
 
 # -- workflows -------------------------------------------------------------------------
 @workflow
-async def stream_then_hook(first: int, token: str, more: int) -> int:
+async def stream_then_hook(first: int, token: str, more: int, flush_each: bool = False) -> int:
     """``first`` chunks, then wait for the hook ``token``, then ``more`` chunks; the
     default stream is left open: the run's end closes it."""
-    await stream_write_range(0, first)
+    await stream_write_range(0, first, None, flush_each)
     await create_hook(token=token)
     await stream_write_range(first, more)
     return first + more
@@ -165,3 +169,81 @@ async def stream_named(token: str) -> str:
 @workflow
 async def stream_retried(n: int) -> int:
     return await stream_write_then_retry(n)
+
+
+# -- the write contract (test_writes.py) -----------------------------------------------
+@step
+def stream_write_unflushed(name: str, count: int, size: int) -> int:
+    """``count`` chunks of ``size`` bytes, neither flushed nor closed: the step's end
+    must wait for them."""
+    writer = get_writable(name)
+    for i in range(count):
+        writer.write(bytes([i % 256]) * size)
+    return count
+
+
+@step
+def stream_flush_then_count(name: str, count: int) -> int:
+    """Chunks stored once ``flush`` returns, read from the step's own World."""
+    ctx = current_step()
+    assert ctx is not None
+    writer = get_writable(name)
+    for i in range(count):
+        writer.write(i)
+    writer.flush()
+    return int(ctx.world.stream_info(ctx.run_id, name).chunks)
+
+
+@step
+def stream_misuse(name: str) -> dict[str, str]:
+    """What a writer raises: an unserializable value (at once, nothing queued), a
+    second ``close`` (nothing: idempotent), a write after ``close`` (at once)."""
+    writer = get_writable(name)
+    seen: dict[str, str] = {}
+    writer.write("kept")
+    try:
+        writer.write(object())
+    except Exception as exc:  # noqa: BLE001 - the test looks at which
+        seen["unserializable"] = type(exc).__name__
+    writer.close()
+    writer.close()
+    try:
+        writer.write("late")
+    except Exception as exc:  # noqa: BLE001
+        seen["after_close"] = type(exc).__name__
+    return seen
+
+
+@step(max_retries=0)
+def stream_write_late(writer: StreamWriter, value: Any) -> None:
+    """Writes to a stream another step closed: the write queues, its flush is refused."""
+    writer.write(value)
+
+
+@workflow
+async def stream_unflushed(name: str, count: int, size: int) -> int:
+    """The run ends right after the step: its close would come before chunks still in
+    flight, were the step's end not to wait for them."""
+    return await stream_write_unflushed(name, count, size)
+
+
+@workflow
+async def stream_flushed(name: str, count: int) -> int:
+    return await stream_flush_then_count(name, count)
+
+
+@workflow
+async def stream_misused(name: str) -> dict[str, str]:
+    return await stream_misuse(name)
+
+
+@workflow
+async def stream_closed_then_written() -> str:
+    writer = get_writable("closed")
+    await stream_write_values(writer, ["before"])
+    await stream_close(writer)
+    try:
+        await stream_write_late(writer, "after")
+    except Exception as exc:  # noqa: BLE001 - the step's failure, as the workflow sees it
+        return str(exc)
+    return "no error"

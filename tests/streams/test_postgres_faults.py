@@ -27,7 +27,8 @@ def test_listener_killed_during_5000_writes(
     pg_engine: Engine, pg_url: str, make_reader: MakeReader
 ) -> None:
     """Every listening backend is terminated every 50 ms while a step writes 5,000
-    chunks: the reader gets all of them in order, once each, then live chunks after.
+    chunks, each flushed (one commit per chunk): the reader gets all of them in
+    order, once each, then live chunks after.
 
     The reader's poll is 30 s, far past the test's deadlines: what it receives in time
     comes through its listener (NOTIFY, and the wake-up of every reader after each
@@ -35,7 +36,7 @@ def test_listener_killed_during_5000_writes(
     reader = make_reader(pg_url, poll_interval=30.0)
     listener = reader.world.listener  # type: ignore[attr-defined]
     token = f"killed-{uuid.uuid4()}"
-    run = reader.get_run(pg_engine.start(w.stream_then_hook, 5000, token, 10).id)
+    run = reader.get_run(pg_engine.start(w.stream_then_hook, 5000, token, 10, True).id)
     col = Collector(run)
     wait_for(lambda: listener.connected.is_set(), what="the reader's listener")
     with Killer(pg_url, listeners=True, interval=0.05) as killer:

@@ -207,9 +207,11 @@ class Database:
 
     def all(
         self, name: str, params: Sequence[Any] | dict[str, Any], *,
-        retry: Retry = Retry.ALWAYS, prepare: bool = True,
+        retry: Retry = Retry.ALWAYS, prepare: bool = True, binary: bool = False,
     ) -> list[tuple[Any, ...]]:
+        """``binary``: results in binary format (bytea as its bytes, not hex text)."""
         query, prepare = Q[name], prepare and self.prepare
         return self.call(
-            lambda conn: conn.execute(query, params, prepare=prepare).fetchall(), retry=retry
+            lambda conn: conn.execute(query, params, prepare=prepare, binary=binary).fetchall(),
+            retry=retry,
         )

@@ -46,7 +46,7 @@ class Streams(PostgresBase):
     ) -> list[Chunk]:
         if start < 0:  # counts back from the tail (data chunks; EOF excluded)
             start = max(0, self.stream_info(run_id, stream).chunks + start)
-        rows = self._db.all("read_chunks", (run_id, stream, start, limit))
+        rows = self._db.all("read_chunks", (run_id, stream, start, limit), binary=True)
         return [_convert.chunk(row) for row in rows]
 
     def stream_info(self, run_id: str, stream: str) -> StreamInfo:

@@ -1,0 +1,89 @@
+"""The write contract on both backends: ``write`` queues and returns, chunks commit
+in the background several per transaction, in order; ``flush``, ``close`` and the
+step's end wait until they are durable; a refused flush fails the step."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from perdure import Engine
+from perdure.world import World
+
+from . import stream_workflows as w
+from ._support import wait_for_hook
+from .test_delivery import read_all
+
+
+def test_the_steps_end_waits_for_its_chunks(engine: Engine) -> None:
+    """8 MiB written without flush or close, and the run ends right after the step
+    (closing its streams): every chunk is stored, before the EOF."""
+    run = engine.start(w.stream_unflushed, "big", 8, 1024 * 1024)
+    assert run.result(timeout=30) == 8
+    info = engine.world.stream_info(run.id, "big")
+    assert (info.chunks, info.closed) == (8, True)
+    assert [c[:1] for c in read_all(run, "big")] == [bytes([i]) for i in range(8)]
+
+
+def test_flush_returns_once_the_chunks_are_stored(engine: Engine) -> None:
+    run = engine.start(w.stream_flushed, "flushed", 500)
+    assert run.result(timeout=20) == 500
+    assert read_all(run, "flushed") == list(range(500))
+
+
+def test_misuse_raises_at_the_call(engine: Engine) -> None:
+    run = engine.start(w.stream_misused, "misused")
+    assert run.result(timeout=20) == {
+        "unserializable": "SerializationError", "after_close": "EntityConflictError"}
+    assert read_all(run, "misused") == ["kept"]
+
+
+def test_a_refused_flush_fails_the_step(engine: Engine) -> None:
+    run = engine.start(w.stream_closed_then_written)
+    assert "is closed" in run.result(timeout=20)
+    assert read_all(run, "closed") == ["before"]
+    steps = {s.name: s.status for s in engine.get_run(run.id).steps()}
+    assert steps[w.stream_write_late.name] == "failed"
+
+
+class _CountingWrites:
+    """Counts ``write_chunks`` calls (transactions) of a real World."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls = 0
+        self.chunks = 0
+        self._lock = threading.Lock()
+        self._write = world.write_chunks
+
+    def __enter__(self) -> _CountingWrites:
+        def counted(run_id: str, stream: str, chunks: Any) -> int:
+            with self._lock:
+                self.calls += 1
+                self.chunks += len(chunks)
+            return self._write(run_id, stream, chunks)
+
+        self.world.write_chunks = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.world.write_chunks
+
+
+def test_a_fast_writer_commits_many_chunks_per_transaction(engine: Engine) -> None:
+    with _CountingWrites(engine.world) as writes:
+        run = engine.start(w.stream_count, 2000)
+        assert run.result(timeout=30) == 2000
+    assert read_all(run) == list(range(2000))
+    assert writes.chunks == 2000
+    assert writes.calls <= 200, f"{writes.calls} transactions for 2,000 chunks"
+
+
+def test_flush_after_each_write_makes_one_transaction_each(engine: Engine) -> None:
+    token = "flush-each"
+    with _CountingWrites(engine.world) as writes:
+        run = engine.start(w.stream_then_hook, 50, token, 0, True)
+        wait_for_hook(engine, token)
+    assert (writes.calls, writes.chunks) == (50, 50)
+    engine.resume_hook(token)
+    assert run.result(timeout=20) == 50
