@@ -52,7 +52,7 @@ class StepContext:
     attempt: int
     world: Any  # the World the step's worker writes to (streams)
     max_payload_bytes: int | None = None
-    # (run id, stream) -> the attempt's chunk writer (``_streams.ChunkWriter``)
+    # (run id, stream) -> the attempt's chunk writer (``_stream_writer.ChunkWriter``)
     writers: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False)
 
 

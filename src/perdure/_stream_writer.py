@@ -31,7 +31,7 @@ from .world import CHUNK_EOF, World
 logger = logging.getLogger(__name__)
 
 FLUSH_CHUNKS = 1000               # chunks per transaction at most
-FLUSH_BYTES = 8 * 1024 * 1024  # bytes per transaction at most (a bigger chunk goes alone)
+FLUSH_BYTES = 8 * 1024 * 1024     # bytes per transaction at most (a bigger chunk goes alone)
 BUFFER_BYTES = 16 * 1024 * 1024   # a writer waits while more than this is not yet durable
 FLUSH_THREADS = 16
 
