@@ -24,8 +24,10 @@ from ._cache import InstanceCache
 from ._decorators import get_step
 from ._leases import Heartbeat
 from ._outcomes import Outcomes
+from ._replay import NewStep
 from ._serialization import decode
-from ._steps import RunningSteps, run_attempt
+from ._step_times import StepTimes
+from ._steps import RunningSteps, StepOutcome, run_attempt
 from .errors import EntityConflictError
 from .world import STEP_TERMINAL, Event, Job, NewEvent, NewJob, RunRecord, World, uuid7
 
@@ -51,10 +53,12 @@ class Worker:
         self.max_payload_bytes = max_payload_bytes
         self.cache = InstanceCache(cache_size)
         self.running = RunningSteps()
+        self.step_times = StepTimes()
         self.advancer = Advancer(
             world, self.cache, self.id, lease_seconds=lease_seconds, webhook_base=webhook_base,
             max_payload_bytes=max_payload_bytes, reserve=self._reserve_created,
             on_future_job=self._note_future_job, outcomes=outcomes,
+            attempt_short=self._attempt_if_short,
         )
         self._slots_lock = threading.Lock()
         self._busy = 0
@@ -287,11 +291,25 @@ class Worker:
             finally:
                 self._finish(first.job_id)
 
-    def _execute(self, ls: LocalStep) -> list[LocalStep]:
-        outcome = run_attempt(ls.step, ls.args, ls.kwargs, run_id=ls.run_id,
-                              correlation_id=ls.correlation_id, attempt=ls.attempt,
-                              world=self.world, running=self.running,
+    def _attempt(self, run_id: str, cid: str, step: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], attempt: int) -> StepOutcome:
+        began = time.perf_counter()
+        outcome = run_attempt(step, args, kwargs, run_id=run_id, correlation_id=cid,
+                              attempt=attempt, world=self.world, running=self.running,
                               max_payload_bytes=self.max_payload_bytes)
+        self.step_times.record(step.name, time.perf_counter() - began)
+        return outcome
+
+    def _attempt_if_short(self, run_id: str, new: NewStep) -> StepOutcome | None:
+        """The first attempt of a step this worker knows to be short, run before its
+        start is committed (``Advancer._commit_activation``); None for any other."""
+        if self._stop.is_set() or not self.step_times.is_short(new.step.name):
+            return None
+        return self._attempt(run_id, new.correlation_id, new.step, new.args, new.kwargs, 1)
+
+    def _execute(self, ls: LocalStep) -> list[LocalStep]:
+        outcome = ls.outcome or self._attempt(ls.run_id, ls.correlation_id, ls.step, ls.args,
+                                              ls.kwargs, ls.attempt)
         if outcome.final:
             return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id)
         assert outcome.retry_at is not None

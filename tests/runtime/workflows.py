@@ -202,3 +202,41 @@ def slow_step(marker_dir: str, seconds: float) -> str:
 @workflow
 async def slow_wf(marker_dir: str, seconds: float) -> str:
     return await slow_step(marker_dir, seconds)
+
+
+# -- short steps run before their start commits (test_short_steps.py) ------------------
+@step
+def quick(i: int) -> int:
+    return i
+
+
+@workflow
+async def one_quick(i: int) -> int:
+    return await quick(i)
+
+
+@step(retry_delay=0)
+def quick_flaky(fail_first: bool) -> int:
+    """Returns its attempt number; the first attempt fails when ``fail_first``."""
+    ctx = perdure.current_step()
+    assert ctx is not None
+    if fail_first and ctx.attempt == 1:
+        raise RetryableError("the first attempt fails", retry_after=0)
+    return ctx.attempt
+
+
+@workflow
+async def one_quick_flaky(fail_first: bool) -> int:
+    return await quick_flaky(fail_first)
+
+
+@step
+def paced(seconds: float) -> float:
+    """Takes ``seconds`` (its duration is what the test is about)."""
+    time.sleep(seconds)
+    return seconds
+
+
+@workflow
+async def one_paced(seconds: float) -> float:
+    return await paced(seconds)

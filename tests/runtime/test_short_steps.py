@@ -1,0 +1,142 @@
+"""A step known to be short runs before its start commits: an activation that
+creates it commits its start, its outcome and the workflow's advance together.
+
+Runs here are queued through the World (as a client process would start them), so
+the launched engine's worker claims them and activates them; its ``append`` calls
+are recorded per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from perdure import Engine
+from perdure._serialization import encode
+from perdure._step_times import MIN_SAMPLES
+from perdure.testing import wait_for
+from perdure.world import NewEvent, dumps, uuid7
+
+from . import workflows as w
+
+
+class _Appends:
+    """The event types of each ``append`` the engine's World makes, per run."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.world = engine.world
+        self.by_run: dict[str, list[list[str]]] = {}
+        self._append = self.world.append
+
+    def __enter__(self) -> _Appends:
+        def recorded(run_id: str, events: list[NewEvent], **kwargs: Any) -> Any:
+            self.by_run.setdefault(run_id, []).append([e.event_type for e in events])
+            return self._append(run_id, events, **kwargs)
+
+        self.world.append = recorded  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.world.append
+
+
+def queued(engine: Engine, wf: Any, *args: Any) -> Any:
+    """Start a run through the queue: created with a workflow job, claimed by the worker."""
+    run_id = uuid7()
+    engine.world.create_run(wf.name, dumps(encode(list(args))), run_id=run_id)
+    return engine.get_run(run_id)
+
+
+@pytest.fixture
+def warmed(engine: Engine) -> Iterator[Engine]:
+    """The engine after enough runs of each step for its worker to time them."""
+    for i in range(MIN_SAMPLES):
+        assert queued(engine, w.one_quick, i).result(timeout=30) == i
+        assert queued(engine, w.one_quick_flaky, False).result(timeout=30) == 1
+    yield engine
+
+
+ONE_COMMIT = ["run_started", "step_created", "step_started", "step_completed", "run_completed"]
+
+
+def test_a_short_step_commits_with_its_activation(warmed: Engine) -> None:
+    with _Appends(warmed) as appends:
+        run = queued(warmed, w.one_quick, 7)
+        assert run.result(timeout=30) == 7
+    assert appends.by_run[run.id] == [ONE_COMMIT]
+    [s] = run.steps()
+    assert (s.status, s.attempt, s.output) == ("completed", 1, 7)
+    assert s.started_at is not None and s.completed_at is not None
+    assert s.created_at <= s.started_at <= s.completed_at
+
+
+def test_a_step_not_known_short_commits_its_start_first(warmed: Engine) -> None:
+    """Never timed: the usual two commits (start, then outcome)."""
+    with _Appends(warmed) as appends:
+        run = queued(warmed, w.one_paced, 0.0)
+        assert run.result(timeout=30) == 0.0
+    assert appends.by_run[run.id] == [
+        ["run_started", "step_created", "step_started"], ["step_completed", "run_completed"]]
+
+
+def test_a_step_that_got_slow_is_not_short_any_more(warmed: Engine) -> None:
+    for _ in range(MIN_SAMPLES):
+        assert queued(warmed, w.one_paced, 0.0).result(timeout=30) == 0.0
+    assert queued(warmed, w.one_paced, 0.05).result(timeout=30) == 0.05  # run before its start
+    with _Appends(warmed) as appends:
+        run = queued(warmed, w.one_paced, 0.0)
+        assert run.result(timeout=30) == 0.0
+    assert len(appends.by_run[run.id]) == 2
+
+
+def test_a_short_step_to_be_retried_is_recorded_as_usual(warmed: Engine) -> None:
+    """The first attempt, run before its start, fails: start and the claim commit,
+    then the retry is recorded, and the second attempt completes."""
+    worker = warmed.worker
+    assert worker is not None
+    inline: list[str] = []
+    attempt_short = worker._attempt_if_short
+
+    def recorded(run_id: str, new: Any) -> Any:
+        outcome = attempt_short(run_id, new)
+        if outcome is not None:
+            inline.append(outcome.event.event_type)
+        return outcome
+
+    worker.advancer._attempt_short = recorded
+    try:
+        run = queued(warmed, w.one_quick_flaky, True)
+        assert run.result(timeout=30) == 2
+    finally:
+        worker.advancer._attempt_short = attempt_short
+    assert inline == ["step_retrying"]  # the first attempt ran before its start committed
+    assert [(e.event_type, (e.data or {}).get("attempt")) for e in run.events()] == [
+        ("run_created", None), ("run_started", None), ("step_created", None),
+        ("step_started", 1), ("step_retrying", 1), ("step_started", 2),
+        ("step_completed", 2), ("run_completed", None),
+    ]
+    [s] = run.steps()
+    assert (s.status, s.attempt) == ("completed", 2)
+
+
+def test_a_resumed_run_runs_its_short_step_with_the_activation(warmed: Engine) -> None:
+    for i in range(MIN_SAMPLES):  # time echo
+        token = f"warm-{i}"
+        run = warmed.start(w.hook_then_step, token)
+        _wait_hook(warmed, token)
+        warmed.resume_hook(token, i)
+        assert run.result(timeout=30) == i
+    run = warmed.start(w.hook_then_step, "resumed")
+    _wait_hook(warmed, "resumed")
+    with _Appends(warmed) as appends:
+        warmed.resume_hook("resumed", {"x": 1})
+        assert run.result(timeout=30) == {"x": 1}
+    assert appends.by_run[run.id] == [
+        ["hook_received"],  # resume_hook's own commit, with the run's continuation job
+        ["step_created", "step_started", "step_completed", "hook_disposed", "run_completed"]]
+
+
+def _wait_hook(engine: Engine, token: str) -> None:
+    wait_for(lambda: engine.world.get_hook_by_token(token) is not None, timeout=30,
+             what=f"hook {token}")
