@@ -205,16 +205,6 @@ async def slow_wf(marker_dir: str, seconds: float) -> str:
 
 
 # -- short steps run before their start commits (test_short_steps.py) ------------------
-@step
-def quick(i: int) -> int:
-    return i
-
-
-@workflow
-async def one_quick(i: int) -> int:
-    return await quick(i)
-
-
 @step(retry_delay=0)
 def quick_flaky(fail_first: bool) -> int:
     """Returns its attempt number; the first attempt fails when ``fail_first``."""
