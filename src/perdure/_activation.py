@@ -192,12 +192,12 @@ class Advancer:
         the workflow's advance on that outcome: one transaction instead of two
         (``_step_times`` says why this delays nothing that completed). An attempt
         that is to be retried commits the usual way, the step claimed with the
-        attempt's outcome for the worker to record."""
+        attempt's outcome for the worker to record (were no slot free for that claim,
+        the attempt would go unrecorded and the step run again from the queue)."""
         batch = inst.take_batch()
         if self._attempt_short is None or batch.finished or len(batch.new_steps) != 1:
             return self._commit(inst, batch, ack)
         new = batch.new_steps[0]
-        events = _with_claims(batch.events, {new.correlation_id}, inst.perdure_now)
         outcome = self._attempt_short(inst.run_id, new)
         if outcome is None:
             return self._commit(inst, batch, ack)
@@ -207,6 +207,7 @@ class Advancer:
                 if ls.correlation_id == new.correlation_id:
                     ls.outcome = outcome
             return local
+        events = _with_claims(batch.events, {new.correlation_id}, inst.perdure_now)
         inst.deliver(outcome.event)
         after = inst.take_batch()
         return self._commit(inst, Batch(events + after.events, after.new_steps, after.finished),

@@ -21,7 +21,7 @@ from typing import Any
 from . import _recovery
 from ._activation import Advancer, Creation, LocalStep
 from ._cache import InstanceCache
-from ._decorators import get_step
+from ._decorators import StepFunction, get_step
 from ._leases import Heartbeat
 from ._outcomes import Outcomes
 from ._replay import NewStep
@@ -291,7 +291,7 @@ class Worker:
             finally:
                 self._finish(first.job_id)
 
-    def _attempt(self, run_id: str, cid: str, step: Any, args: tuple[Any, ...],
+    def _attempt(self, run_id: str, cid: str, step: StepFunction[Any, Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], attempt: int) -> StepOutcome:
         began = time.perf_counter()
         outcome = run_attempt(step, args, kwargs, run_id=run_id, correlation_id=cid,
