@@ -19,6 +19,7 @@ end. A writer whose unwritten chunks exceed ``BUFFER_BYTES`` waits for the flush
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,6 +46,18 @@ def _flusher() -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="perdure-stream")
         return _executor
+
+
+def _forget_after_fork() -> None:
+    """A forked child inherits the parent's executor but none of its threads (its
+    flushes would wait forever), and maybe a held lock: it starts afresh."""
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class ChunkWriter:
