@@ -3,6 +3,8 @@
 ``backend_url``: a fresh, empty database URL, once per backend (sqlite, postgres).
 ``world``: an open, migrated World on that database.
 ``pg_server`` / ``pg_url``: Postgres only.
+``record_calls``: record the calls of an object's method (a World's, say) until the
+test ends.
 
 Postgres comes from ``perdure.testing.find_or_start_postgres``; when none can be
 had, Postgres tests skip, unless ``PERDURE_REQUIRE_POSTGRES=1`` (CI), where that
@@ -14,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -84,3 +87,28 @@ def launched() -> Iterator[Callable[..., Engine]]:
                 assert_replays_cleanly(engine.world, run.id)
         finally:
             engine.shutdown(timeout=5)
+
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # method name, args, kwargs
+RecordCalls = Callable[..., list[Call]]
+
+
+@pytest.fixture
+def record_calls(monkeypatch: pytest.MonkeyPatch) -> RecordCalls:
+    """``record_calls(obj, name, into=None)``: from now to the end of the test, each
+    call of ``obj.name`` runs as before and is appended (name, args, kwargs) to
+    ``into`` (a new list if None), which is returned. Several methods may share one
+    list, which then shows their order."""
+
+    def record(obj: object, name: str, into: list[Call] | None = None) -> list[Call]:
+        calls: list[Call] = [] if into is None else into
+        method = getattr(obj, name)
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            calls.append((name, args, kwargs))  # one list.append: safe across threads
+            return method(*args, **kwargs)
+
+        monkeypatch.setattr(obj, name, recorded)
+        return calls
+
+    return record

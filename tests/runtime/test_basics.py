@@ -7,7 +7,9 @@ import asyncio
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -144,45 +146,39 @@ def test_failed_run_raises_run_failed(engine: Engine) -> None:
         run.result(timeout=30)
 
 
-def _spy(world: object, names: tuple[str, ...], calls: list[str]) -> None:
-    for name in names:
-        method = getattr(world, name)
-        setattr(world, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
+def _names(calls: list[Any]) -> list[str]:
+    return [name for name, _, _ in calls]
 
 
-def test_local_start_reads_nothing_back(engine: Engine) -> None:
+def test_local_start_reads_nothing_back(
+    engine: Engine, record_calls: Callable[..., list[Any]],
+) -> None:
     """A run started on a launched engine is activated with the event it is about to
     write, its first activation committed with its creation, and its result handed
     over by the worker: no claim, no log read, no result read, no replay."""
     assert engine.worker is not None
     advancer, world = engine.worker.advancer, engine.world
     reads_before, replays_before = advancer.events_read, advancer.replays
-    names = ("claim", "list_events", "get_run", "create_run_started", "create_run_claimed")
-    calls: list[str] = []
-    _spy(world, names, calls)
-    try:
-        run = engine.start(w.sequential, 5)
-        assert run.result(timeout=30) == sum(range(5))
-    finally:
-        for name in names:
-            delattr(world, name)
+    calls: list[Any] = []
+    for name in ("claim", "list_events", "get_run", "create_run_started", "create_run_claimed"):
+        record_calls(world, name, calls)
+    run = engine.start(w.sequential, 5)
+    assert run.result(timeout=30) == sum(range(5))
     assert advancer.events_read == reads_before
     assert advancer.replays == replays_before
-    assert calls == ["create_run_started"]
+    assert _names(calls) == ["create_run_started"]
 
 
-def test_local_start_commits_creation_and_first_activation_together(engine: Engine) -> None:
+def test_local_start_commits_creation_and_first_activation_together(
+    engine: Engine, record_calls: Callable[..., list[Any]],
+) -> None:
     """A workflow with no steps is one commit: created, started and completed by the
     start itself, with no workflow job left behind."""
-    names = ("append", "create_run", "create_run_claimed", "create_run_started")
-    calls: list[str] = []
-    _spy(engine.world, names, calls)
-    try:
-        run = engine.start(w.sequential, 0)
-    finally:
-        for name in names:
-            delattr(engine.world, name)
-    assert calls == ["create_run_started"]
+    calls: list[Any] = []
+    for name in ("append", "create_run", "create_run_claimed", "create_run_started"):
+        record_calls(engine.world, name, calls)
+    run = engine.start(w.sequential, 0)
+    assert _names(calls) == ["create_run_started"]
     assert run.status() == "completed" and run.result(timeout=30) == 0
     assert [e.event_type for e in run.events()] == ["run_created", "run_started",
                                                      "run_completed"]

@@ -3,11 +3,11 @@ creates it commits its start, its outcome and the workflow's advance together.
 
 Runs here are queued through the World (as a client process would start them), so
 the launched engine's worker claims them and activates them; its ``append`` calls
-are recorded per run."""
+are recorded (``record_calls``) and read per run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,29 +16,16 @@ from perdure import Engine
 from perdure._serialization import encode
 from perdure._step_times import MIN_SAMPLES
 from perdure.testing import wait_for
-from perdure.world import NewEvent, dumps, uuid7
+from perdure.world import dumps, uuid7
 
 from . import workflows as w
 
+Record = Callable[..., list[Any]]
 
-class _Appends:
-    """The event types of each ``append`` the engine's World makes, per run."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.world = engine.world
-        self.by_run: dict[str, list[list[str]]] = {}
-        self._append = self.world.append
-
-    def __enter__(self) -> _Appends:
-        def recorded(run_id: str, events: list[NewEvent], **kwargs: Any) -> Any:
-            self.by_run.setdefault(run_id, []).append([e.event_type for e in events])
-            return self._append(run_id, events, **kwargs)
-
-        self.world.append = recorded  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        del self.world.append
+def appends_of(calls: list[Any], run_id: str) -> list[list[str]]:
+    """The event types of each recorded ``append`` of ``run_id``."""
+    return [[e.event_type for e in args[1]] for _, args, _ in calls if args[0] == run_id]
 
 
 def queued(engine: Engine, wf: Any, *args: Any) -> Any:
@@ -60,37 +47,43 @@ def warmed(engine: Engine) -> Iterator[Engine]:
 ONE_COMMIT = ["run_started", "step_created", "step_started", "step_completed", "run_completed"]
 
 
-def test_a_short_step_commits_with_its_activation(warmed: Engine) -> None:
-    with _Appends(warmed) as appends:
-        run = queued(warmed, w.echo_wf, 7)
-        assert run.result(timeout=30) == 7
-    assert appends.by_run[run.id] == [ONE_COMMIT]
+def test_a_short_step_commits_with_its_activation(warmed: Engine, record_calls: Record) -> None:
+    appends = record_calls(warmed.world, "append")
+    run = queued(warmed, w.echo_wf, 7)
+    assert run.result(timeout=30) == 7
+    assert appends_of(appends, run.id) == [ONE_COMMIT]
     [s] = run.steps()
     assert (s.status, s.attempt, s.output) == ("completed", 1, 7)
     assert s.started_at is not None and s.completed_at is not None
     assert s.created_at <= s.started_at <= s.completed_at
 
 
-def test_a_step_not_known_short_commits_its_start_first(warmed: Engine) -> None:
+def test_a_step_not_known_short_commits_its_start_first(
+    warmed: Engine, record_calls: Record,
+) -> None:
     """Never timed: the usual two commits (start, then outcome)."""
-    with _Appends(warmed) as appends:
-        run = queued(warmed, w.one_paced, 0.0)
-        assert run.result(timeout=30) == 0.0
-    assert appends.by_run[run.id] == [
+    appends = record_calls(warmed.world, "append")
+    run = queued(warmed, w.one_paced, 0.0)
+    assert run.result(timeout=30) == 0.0
+    assert appends_of(appends, run.id) == [
         ["run_started", "step_created", "step_started"], ["step_completed", "run_completed"]]
 
 
-def test_a_step_that_got_slow_is_not_short_any_more(warmed: Engine) -> None:
+def test_a_step_that_got_slow_is_not_short_any_more(
+    warmed: Engine, record_calls: Record,
+) -> None:
     for _ in range(MIN_SAMPLES):
         assert queued(warmed, w.one_paced, 0.0).result(timeout=30) == 0.0
     assert queued(warmed, w.one_paced, 0.05).result(timeout=30) == 0.05  # run before its start
-    with _Appends(warmed) as appends:
-        run = queued(warmed, w.one_paced, 0.0)
-        assert run.result(timeout=30) == 0.0
-    assert len(appends.by_run[run.id]) == 2
+    appends = record_calls(warmed.world, "append")
+    run = queued(warmed, w.one_paced, 0.0)
+    assert run.result(timeout=30) == 0.0
+    assert len(appends_of(appends, run.id)) == 2
 
 
-def test_a_short_step_to_be_retried_is_recorded_as_usual(warmed: Engine) -> None:
+def test_a_short_step_to_be_retried_is_recorded_as_usual(
+    warmed: Engine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The first attempt, run before its start, fails: start and the claim commit,
     then the retry is recorded, and the second attempt completes."""
     worker = warmed.worker
@@ -104,12 +97,9 @@ def test_a_short_step_to_be_retried_is_recorded_as_usual(warmed: Engine) -> None
             inline.append(outcome.event.event_type)
         return outcome
 
-    worker.advancer._attempt_short = recorded
-    try:
-        run = queued(warmed, w.one_quick_flaky, True)
-        assert run.result(timeout=30) == 2
-    finally:
-        worker.advancer._attempt_short = attempt_short
+    monkeypatch.setattr(worker.advancer, "_attempt_short", recorded)
+    run = queued(warmed, w.one_quick_flaky, True)
+    assert run.result(timeout=30) == 2
     assert inline == ["step_retrying"]  # the first attempt ran before its start committed
     assert [(e.event_type, (e.data or {}).get("attempt")) for e in run.events()] == [
         ("run_created", None), ("run_started", None), ("step_created", None),
@@ -120,14 +110,16 @@ def test_a_short_step_to_be_retried_is_recorded_as_usual(warmed: Engine) -> None
     assert (s.status, s.attempt) == ("completed", 2)
 
 
-def test_a_resumed_run_runs_its_short_step_with_the_activation(warmed: Engine) -> None:
+def test_a_resumed_run_runs_its_short_step_with_the_activation(
+    warmed: Engine, record_calls: Record,
+) -> None:
     """``echo``, timed by the warm-up, is the step the hook's payload goes to."""
     run = warmed.start(w.hook_then_step, "resumed")
     _wait_hook(warmed, "resumed")
-    with _Appends(warmed) as appends:
-        warmed.resume_hook("resumed", {"x": 1})
-        assert run.result(timeout=30) == {"x": 1}
-    assert appends.by_run[run.id] == [
+    appends = record_calls(warmed.world, "append")
+    warmed.resume_hook("resumed", {"x": 1})
+    assert run.result(timeout=30) == {"x": 1}
+    assert appends_of(appends, run.id) == [
         ["hook_received"],  # resume_hook's own commit, with the run's continuation job
         ["step_created", "step_started", "step_completed", "hook_disposed", "run_completed"]]
 

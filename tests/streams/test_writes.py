@@ -4,11 +4,10 @@ step's end wait until they are durable; a refused flush fails the step."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from typing import Any
 
 from perdure import Engine
-from perdure.world import World
 
 from . import stream_workflows as w
 from ._support import wait_for_hook
@@ -46,44 +45,29 @@ def test_a_refused_flush_fails_the_step(engine: Engine) -> None:
     assert steps[w.stream_write_late.name] == "failed"
 
 
-class _CountingWrites:
-    """Counts ``write_chunks`` calls (transactions) of a real World."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.calls = 0
-        self.chunks = 0
-        self._lock = threading.Lock()
-        self._write = world.write_chunks
-
-    def __enter__(self) -> _CountingWrites:
-        def counted(run_id: str, stream: str, chunks: Any) -> int:
-            with self._lock:
-                self.calls += 1
-                self.chunks += len(chunks)
-            return self._write(run_id, stream, chunks)
-
-        self.world.write_chunks = counted  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        del self.world.write_chunks
+def _chunks(calls: list[Any]) -> int:
+    """Chunks written by recorded ``write_chunks(run_id, stream, chunks)`` calls."""
+    return sum(len(args[2]) for _, args, _ in calls)
 
 
-def test_a_fast_writer_commits_many_chunks_per_transaction(engine: Engine) -> None:
-    with _CountingWrites(engine.world) as writes:
-        run = engine.start(w.stream_count, 2000)
-        assert run.result(timeout=30) == 2000
+def test_a_fast_writer_commits_many_chunks_per_transaction(
+    engine: Engine, record_calls: Callable[..., list[Any]],
+) -> None:
+    writes = record_calls(engine.world, "write_chunks")
+    run = engine.start(w.stream_count, 2000)
+    assert run.result(timeout=30) == 2000
     assert read_all(run) == list(range(2000))
-    assert writes.chunks == 2000
-    assert writes.calls <= 200, f"{writes.calls} transactions for 2,000 chunks"
+    assert _chunks(writes) == 2000
+    assert len(writes) <= 200, f"{len(writes)} transactions for 2,000 chunks"
 
 
-def test_flush_after_each_write_makes_one_transaction_each(engine: Engine) -> None:
+def test_flush_after_each_write_makes_one_transaction_each(
+    engine: Engine, record_calls: Callable[..., list[Any]],
+) -> None:
     token = "flush-each"
-    with _CountingWrites(engine.world) as writes:
-        run = engine.start(w.stream_then_hook, 50, token, 0, True)
-        wait_for_hook(engine, token)
-    assert (writes.calls, writes.chunks) == (50, 50)
+    writes = record_calls(engine.world, "write_chunks")
+    run = engine.start(w.stream_then_hook, 50, token, 0, True)
+    wait_for_hook(engine, token)
+    assert (len(writes), _chunks(writes)) == (50, 50)
     engine.resume_hook(token)
     assert run.result(timeout=20) == 50
