@@ -42,4 +42,3 @@ def bool_array(values: Iterable[bool | None] | None) -> str | None:
     if values is None:
         return None
     return "{" + ",".join(["NULL" if v is None else ("t" if v else "f") for v in values]) + "}"
-
