@@ -33,8 +33,10 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ._records import (
+    AppendRequest,
     AppendResult,
     Chunk,
+    CreateRequest,
     Event,
     HookRecord,
     Job,
@@ -125,6 +127,14 @@ class World(Protocol):
         run and ``False``; concurrent starts with one key make exactly one run."""
         ...
 
+    def create_runs(self, requests: Sequence[CreateRequest]) -> list[tuple[RunRecord, bool]]:
+        """Several ``create_run`` in ONE transaction, one result each, in order: all
+        of them or none. Requests that share an idempotency key make one run (the
+        later ones get it with ``False``). For a client whose concurrent starts can
+        share one commit; callers running several such batches at once order their
+        keyed requests by key, so that two batches never wait on each other."""
+        ...
+
     def create_run_claimed(
         self,
         workflow_name: str,
@@ -194,6 +204,14 @@ class World(Protocol):
         """
         ...
 
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Several ``append`` in ONE transaction, in the order given, one result
+        each: all of them or none. The first refusal raises as ``append`` would and
+        nothing of any request is written. Appends to one run see the ones before
+        them in the list. Callers running several batches at once order them by run
+        id, so that two batches never wait on each other's run locks."""
+        ...
+
     def create_event(self, run_id: str, event: NewEvent) -> Event:
         """``append`` of one event; returns it with its seq."""
         ...
@@ -224,6 +242,13 @@ class World(Protocol):
         types: Sequence[str] | None = None,
     ) -> list[Event]:
         """Events with ``seq > after_seq`` in seq order."""
+        ...
+
+    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
+        """The first ``limit`` events of each run's log, in seq order, in ONE read:
+        for a worker that claimed several runs' continuations at once. A run with
+        ``limit`` events may have more (read them with ``list_events``); an unknown
+        run is missing from the result."""
         ...
 
     def list_steps(

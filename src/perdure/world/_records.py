@@ -9,6 +9,7 @@ serializer, so a backend only ``json.dumps``/``json.loads`` it (see ``dumps``/``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -180,6 +181,31 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """The arguments of one ``World.append``, for ``World.append_many``."""
+
+    run_id: str
+    events: Sequence[NewEvent]
+    expected_seq: int | None = None
+    expected_result_seq: int | None = None
+    jobs: Sequence[NewJob] = ()
+    ack: Sequence[int] = ()
+    consumed: bool = False
+    close_streams: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """The arguments of one ``World.create_run``, for ``World.create_runs``."""
+
+    workflow_name: str
+    input_json: str
+    run_id: str
+    idempotency_key: str | None = None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ from typing import Any
 from ...world import (
     EVENT_TYPES,
     RUN_TERMINAL_EVENTS,
+    AppendRequest,
     AppendResult,
+    CreateRequest,
     Event,
     HookRecord,
     Job,
@@ -154,6 +156,19 @@ class EventLog(PostgresBase):
             self.notifier.publish("jobs")
         return _convert.run(row[2:]), created
 
+    def create_runs(self, requests: Sequence[CreateRequest]) -> list[tuple[RunRecord, bool]]:
+        if len(requests) <= 1:
+            return [self.create_run(r.workflow_name, r.input_json, run_id=r.run_id,
+                                    idempotency_key=r.idempotency_key, created_at=r.created_at)
+                    for r in requests]
+        params = [(r.workflow_name, r.input_json, r.run_id, r.idempotency_key, r.created_at,
+                   None, None) for r in requests]
+        made = [(_convert.run(row[2:]), bool(row[0]))
+                for row in _rows(self._db.many("create_run", params))]
+        if any(created for _, created in made):
+            self.notifier.publish("jobs")
+        return made
+
     def create_run_claimed(
         self,
         workflow_name: str,
@@ -230,6 +245,18 @@ class EventLog(PostgresBase):
         assert row is not None
         return self._appended(run_id, events, jobs, row)
 
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        if len(requests) <= 1:
+            return [self.append(r.run_id, r.events, expected_seq=r.expected_seq,
+                                expected_result_seq=r.expected_result_seq, jobs=r.jobs,
+                                ack=r.ack, consumed=r.consumed, close_streams=r.close_streams)
+                    for r in requests]
+        params = [append_params(r.run_id, r.events, r.expected_seq, r.expected_result_seq,
+                                r.jobs, r.ack, r.consumed, r.close_streams) for r in requests]
+        rows = _rows(self._db.many("append_events", params))
+        return [self._appended(r.run_id, r.events, r.jobs, row)
+                for r, row in zip(requests, rows, strict=True)]
+
     def _appended(self, run_id: str, events: Sequence[NewEvent], jobs: Sequence[NewJob],
                   row: tuple[Any, ...]) -> AppendResult:
         """The written events from ``append_events``' outputs, and the wake-ups."""
@@ -293,6 +320,15 @@ class EventLog(PostgresBase):
         }
         return [_convert.event(row) for row in self._db.all("list_events", params)]
 
+    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
+        logs: dict[str, list[Event]] = {}
+        if run_ids and limit > 0:
+            unique = list(dict.fromkeys(run_ids))
+            for row in self._db.all("read_logs", (text_array(unique), limit)):
+                event = _convert.event(row)
+                logs.setdefault(event.run_id, []).append(event)
+        return logs
+
     def get_step(self, run_id: str, correlation_id: str) -> StepRecord | None:
         row = self._db.one("get_step", (run_id, correlation_id))
         return None if row is None else _convert.step(row)
@@ -341,6 +377,13 @@ class EventLog(PostgresBase):
             "limit": limit + 1,
         }
         return self._db.all(name, params)
+
+
+def _rows(rows: list[tuple[Any, ...] | None]) -> list[tuple[Any, ...]]:
+    """The rows of a batch of function calls, each of which returns one."""
+    if any(row is None for row in rows):
+        raise RuntimeError("a batched call returned no row")
+    return [row for row in rows if row is not None]
 
 
 def _seq_cursor(rows: list[tuple[Any, ...]], limit: int) -> str | None:

@@ -27,7 +27,9 @@ from ...world import (
     RUN_TERMINAL,
     RUN_TERMINAL_EVENTS,
     TRANSITIONS,
+    AppendRequest,
     AppendResult,
+    CreateRequest,
     Event,
     Job,
     NewEvent,
@@ -122,6 +124,38 @@ def _insert_run(conn: sqlite3.Connection, workflow_name: str, input_json: str, r
     return None
 
 
+def _checked_run(conn: sqlite3.Connection, run_id: str, expected_seq: int | None,
+                 expected_result_seq: int | None) -> sqlite3.Row:
+    """The run row an append writes to, after ``append``'s guards."""
+    run: sqlite3.Row | None = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+    if run is None:
+        raise RunNotFoundError(run_id)
+    if expected_seq is not None and expected_seq != run["last_seq"]:
+        raise StaleStateError(
+            f"run {run_id}: expected last seq {expected_seq}, it is {run['last_seq']}")
+    if expected_result_seq is not None and expected_result_seq != run["result_seq"]:
+        raise StaleStateError(f"run {run_id}: expected result seq "
+                              f"{expected_result_seq}, it is {run['result_seq']}")
+    return run
+
+
+def _create_in(conn: sqlite3.Connection, workflow_name: str, input_json: str, run_id: str,
+               idempotency_key: str | None, created_at: float | None, new_job: NewJob,
+               now: float) -> tuple[RunRecord, Job | None]:
+    """``create_run``'s writes on a connection in a write transaction; the job is
+    None when the idempotency key was used (nothing written)."""
+    existing = _insert_run(conn, workflow_name, input_json, run_id, idempotency_key,
+                           now if created_at is None else created_at, now)
+    if existing is not None:
+        return existing, None
+    (job_id,), _ = insert_jobs(conn, [new_job], now)
+    row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
+    lease = None if new_job.claimed_by is None else now + new_job.lease_seconds
+    job = Job(job_id, "workflow", run_id, None, now, new_job.claimed_by, lease,
+              0 if new_job.claimed_by is None else 1)
+    return _convert.run(row), job
+
+
 @dataclass
 class _Appended:
     result: AppendResult
@@ -189,23 +223,29 @@ class EventLog(SqliteBase):
         job = NewJob("workflow", run_id, claimed_by=worker_id, lease_seconds=lease_seconds)
         return self._create(workflow_name, input_json, run_id, idempotency_key, None, job)
 
+    def create_runs(self, requests: Sequence[CreateRequest]) -> list[tuple[RunRecord, bool]]:
+        now = time.time()
+        made: list[tuple[RunRecord, bool]] = []
+        with self._write() as conn:
+            for r in requests:
+                record, job = _create_in(conn, r.workflow_name, r.input_json, r.run_id,
+                                         r.idempotency_key, r.created_at,
+                                         NewJob("workflow", r.run_id), now)
+                made.append((record, job is not None))
+        if any(created for _, created in made):
+            self._publish("jobs")
+        return made
+
     def _create(self, workflow_name: str, input_json: str, run_id: str,
                 idempotency_key: str | None, created_at: float | None,
                 new_job: NewJob) -> tuple[RunRecord, Job | None]:
         now = time.time()
         with self._write() as conn:
-            existing = _insert_run(conn, workflow_name, input_json, run_id, idempotency_key,
-                                   now if created_at is None else created_at, now)
-            if existing is not None:
-                return existing, None
-            (job_id,), wake = insert_jobs(conn, [new_job], now)
-            row = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
-        if wake:
+            record, job = _create_in(conn, workflow_name, input_json, run_id, idempotency_key,
+                                     created_at, new_job, now)
+        if job is not None and job.claimed_by is None:
             self._publish("jobs")
-        lease = None if new_job.claimed_by is None else now + new_job.lease_seconds
-        job = Job(job_id, "workflow", run_id, None, now, new_job.claimed_by, lease,
-                  0 if new_job.claimed_by is None else 1)
-        return _convert.run(row), job
+        return record, job
 
     def create_run_started(
         self,
@@ -248,19 +288,26 @@ class EventLog(SqliteBase):
         # Serialize before taking the write lock: payloads may be megabytes.
         texts = [None if ev.data is None else dumps(ev.data) for ev in events]
         with self._write() as conn:
-            run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
-            if run is None:
-                raise RunNotFoundError(run_id)
-            if expected_seq is not None and expected_seq != run["last_seq"]:
-                raise StaleStateError(
-                    f"run {run_id}: expected last seq {expected_seq}, it is {run['last_seq']}")
-            if expected_result_seq is not None and expected_result_seq != run["result_seq"]:
-                raise StaleStateError(f"run {run_id}: expected result seq "
-                                      f"{expected_result_seq}, it is {run['result_seq']}")
+            run = _checked_run(conn, run_id, expected_seq, expected_result_seq)
             done = _append(conn, run_id, events, texts, now, jobs=jobs, ack=ack,
                            consumed=consumed, close_streams=close_streams, run=run)
         self._announce(run_id, done)
         return done.result
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        now = time.time()
+        texts = [[None if ev.data is None else dumps(ev.data) for ev in r.events]
+                 for r in requests]
+        done: list[_Appended] = []
+        with self._write() as conn:
+            for r, t in zip(requests, texts, strict=True):
+                run = _checked_run(conn, r.run_id, r.expected_seq, r.expected_result_seq)
+                done.append(_append(conn, r.run_id, r.events, t, now, jobs=r.jobs, ack=r.ack,
+                                    consumed=r.consumed, close_streams=r.close_streams,
+                                    run=run))
+        for r, d in zip(requests, done, strict=True):
+            self._announce(r.run_id, d)
+        return [d.result for d in done]
 
     def _announce(self, run_id: str, done: _Appended) -> None:
         if any(ev.event_type in RUN_TERMINAL_EVENTS for ev in done.result.events):

@@ -98,6 +98,13 @@ class Reads(SqliteBase):
         }
         return [_convert.event(row) for row in self._rows("list_events", params)]
 
+    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
+        logs: dict[str, list[Event]] = {}
+        for run_id in dict.fromkeys(run_ids):
+            if events := self.list_events(run_id, limit=limit) if limit > 0 else []:
+                logs[run_id] = events
+        return logs
+
     def list_steps(
         self, run_id: str, *, status: str | None = None, limit: int = 1000,
         cursor: str | None = None,

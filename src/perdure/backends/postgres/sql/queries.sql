@@ -99,6 +99,13 @@ WHERE run_id = %(run_id)s AND seq > %(after_seq)s
 ORDER BY seq
 LIMIT %(limit)s::bigint;
 
+-- name: read_logs
+SELECT e.run_id, e.seq, e.event_type, e.correlation_id, e.data, e.created_at
+FROM unnest(%s::text[]) AS r(id)
+CROSS JOIN LATERAL (
+    SELECT * FROM perdure.events e WHERE e.run_id = r.id ORDER BY e.seq LIMIT %s) e
+ORDER BY e.run_id, e.seq;
+
 -- ---------------------------------------------------------------- projections
 
 -- name: get_step
