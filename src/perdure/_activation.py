@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._batcher import append_batcher
 from ._cache import InstanceCache
 from ._decorators import StepFunction, get_workflow
 from ._failures import describe
@@ -43,6 +44,7 @@ from .errors import (
 from .world import (
     RUN_TERMINAL,
     RUN_TERMINAL_EVENTS,
+    AppendRequest,
     AppendResult,
     Event,
     NewEvent,
@@ -106,8 +108,11 @@ class Advancer:
                  reserve: Callable[[int], int], on_future_job: Callable[[float], None],
                  outcomes: Outcomes | None = None,
                  attempt_short: Callable[[str, NewStep], StepOutcome | None] | None = None,
+                 append: Callable[[AppendRequest], AppendResult] | None = None,
                  ) -> None:
         self.world = world
+        # World.append, maybe batched with other runs' appends (_batcher.py)
+        self._append = append or append_batcher(world)
         self.cache = cache
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
@@ -126,33 +131,33 @@ class Advancer:
 
     # == workflow jobs ========================================================
     def activate(self, run_id: str, job_id: int | None,
-                 created: Event | None = None) -> list[LocalStep]:
-        """``created``: the run's ``run_created`` event, when this worker has just
-        written it (a local start): the first activation then reads nothing. Should
-        the log have moved meanwhile (a cancel), the commit is refused and the
-        activation starts over from the log."""
+                 known: list[Event] | None = None) -> list[LocalStep]:
+        """``known``: the run's whole log as this worker last read it, when it has
+        one (a local start's ``run_created``; the logs read with a claim): the
+        activation then reads nothing. Should the log have moved on since (a
+        cancel), the commit is refused and the activation starts over from the log."""
         ack = [job_id] if job_id is not None else []
         for _ in range(MAX_RACES):
             with self.cache.lock(run_id):
                 try:
-                    return self._activate_locked(run_id, ack, created)
+                    return self._activate_locked(run_id, ack, known)
                 except StaleStateError:
                     self.cache.evict(run_id)
                 except EntityConflictError:
                     self.cache.evict(run_id)
-                    if created is None:
+                    if known is None:
                         raise
                 except BaseException:
                     self.cache.evict(run_id)
                     raise
-            created = None
+            known = None
         raise RuntimeError(f"run {run_id}: lost {MAX_RACES} races in a row")
 
     def _activate_locked(self, run_id: str, ack: list[int],
-                         created: Event | None) -> list[LocalStep]:
+                         known: list[Event] | None) -> list[LocalStep]:
         cached = self.cache.get(run_id)
-        if cached is None and created is not None:
-            events = [created]
+        if cached is None and known is not None:
+            events = known
         else:
             events = self.world.list_events(run_id, after_seq=cached.last_seq if cached else 0)
             self.events_read += len(events)
@@ -335,7 +340,8 @@ class Advancer:
             self.world.ack(self.worker_id, acks)
             return
         try:
-            self.world.append(run_id, events, jobs=[NewJob("workflow", run_id)], ack=acks)
+            self._append(AppendRequest(run_id, events, jobs=[NewJob("workflow", run_id)],
+                                       ack=acks))
             return
         except EntityConflictError:
             run = self.world.get_run(run_id) if len(items) > 1 else None
@@ -372,10 +378,10 @@ class Advancer:
             self.outcomes.announce(run_id)
         try:
             if creation is None:
-                result = self.world.append(
+                result = self._append(AppendRequest(
                     run_id, events, expected_result_seq=inst.result_seq, jobs=jobs, ack=ack,
                     consumed=True, close_streams=batch.finished,
-                )
+                ))
             else:
                 result = self._create(creation, events, jobs, batch.finished)
         except HookTokenConflictError as exc:

@@ -36,6 +36,10 @@ class InstanceCache:
                 self._items.move_to_end(run_id)
             return inst
 
+    def __contains__(self, run_id: object) -> bool:
+        with self._guard:
+            return run_id in self._items
+
     def put(self, run_id: str, inst: WorkflowInstance) -> None:
         evicted = []
         with self._guard:

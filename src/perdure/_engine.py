@@ -10,6 +10,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from ._activation import end_run
+from ._batcher import create_batcher
 from ._decorators import WorkflowFunction, get_workflow, workflow_names
 from ._outcomes import Outcomes
 from ._run import Run, RunList
@@ -22,7 +23,7 @@ from .errors import (
     RunNotFoundError,
     WorkflowNotFoundError,
 )
-from .world import NewEvent, NewJob, World, dumps, uuid7
+from .world import CreateRequest, NewEvent, NewJob, World, dumps, uuid7
 
 
 class Engine:
@@ -50,6 +51,7 @@ class Engine:
         self.max_payload_bytes = max_payload_bytes
         self.worker: Worker | None = None
         self.outcomes = Outcomes()  # results of runs this process's worker ended
+        self._create = create_batcher(self.world)  # concurrent starts share a commit
         self.register_workflows()
 
     # -- lifecycle -------------------------------------------------------------
@@ -124,8 +126,7 @@ class Engine:
             local = self.worker.start_run(name, encoded, input_json, run_id, idempotency_key)
             if local is not None:
                 return Run(self, local.id, local, local=local.id == run_id)
-        record, _ = self.world.create_run(name, input_json, run_id=run_id,
-                                          idempotency_key=idempotency_key)
+        record, _ = self._create(CreateRequest(name, input_json, run_id, idempotency_key))
         return Run(self, record.id, record)
 
     def _start_statement(self, name: str, input_json: str,

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _recovery
 from ._activation import Advancer, Creation, LocalStep
+from ._batcher import append_batcher
 from ._cache import InstanceCache
 from ._decorators import StepFunction, get_step
 from ._leases import Heartbeat
@@ -29,11 +30,22 @@ from ._serialization import decode
 from ._step_times import StepTimes
 from ._steps import RunningSteps, StepOutcome, run_attempt
 from .errors import EntityConflictError
-from .world import STEP_TERMINAL, Event, Job, NewEvent, NewJob, RunRecord, World, uuid7
+from .world import (
+    STEP_TERMINAL,
+    AppendRequest,
+    Event,
+    Job,
+    NewEvent,
+    NewJob,
+    RunRecord,
+    World,
+    uuid7,
+)
 
 logger = logging.getLogger(__name__)
 
 BACKLOG = 4  # steps claimed at creation, per executor thread (see _reserve_created)
+LOG_PREFIX = 32  # events of each claimed run read with the claim (see _read_logs)
 
 
 class Worker:
@@ -54,11 +66,12 @@ class Worker:
         self.cache = InstanceCache(cache_size)
         self.running = RunningSteps()
         self.step_times = StepTimes()
+        self.append = append_batcher(world)  # every append of this worker (_batcher.py)
         self.advancer = Advancer(
             world, self.cache, self.id, lease_seconds=lease_seconds, webhook_base=webhook_base,
             max_payload_bytes=max_payload_bytes, reserve=self._reserve_created,
             on_future_job=self._note_future_job, outcomes=outcomes,
-            attempt_short=self._attempt_if_short,
+            attempt_short=self._attempt_if_short, append=self.append,
         )
         self._slots_lock = threading.Lock()
         self._busy = 0
@@ -214,7 +227,7 @@ class Worker:
         created = Event(created.run_id, 1, "run_created", None, created.data,
                         record.created_at)
         self._hold(job.id, created.run_id)
-        self._executor.submit(self._run_job, job, created)
+        self._executor.submit(self._run_job, job, [created])
         return record
 
     # == dispatching ========================================================
@@ -246,8 +259,25 @@ class Worker:
             self._reserve(-(free - len(jobs)))
         for job in jobs:
             self._hold(job.id, job.run_id)
-            self._executor.submit(self._run_job, job)
+        logs = self._read_logs(jobs)
+        for job in jobs:
+            self._executor.submit(self._run_job, job, logs.get(job.run_id))
         return len(jobs)
+
+    def _read_logs(self, jobs: list[Job]) -> dict[str, list[Event]]:
+        """The logs of the runs whose continuations were claimed, in one read instead
+        of one per activation; only for runs without a live instance here, and only
+        whole logs (shorter than ``LOG_PREFIX``: new runs, runs a few steps in). A
+        failed read costs nothing but the reads it was to save."""
+        ids = [j.run_id for j in jobs if j.kind == "workflow" and j.run_id not in self.cache]
+        if not ids:
+            return {}
+        try:
+            logs = self.world.read_logs(ids, limit=LOG_PREFIX)
+        except Exception:  # noqa: BLE001 - each activation reads its own log instead
+            logger.warning("reading the claimed runs' logs failed", exc_info=True)
+            return {}
+        return {run_id: log for run_id, log in logs.items() if len(log) < LOG_PREFIX}
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -261,11 +291,11 @@ class Worker:
         return timeout
 
     # == running jobs =======================================================
-    def _run_job(self, job: Job, created: Event | None = None) -> None:
+    def _run_job(self, job: Job, known: list[Event] | None = None) -> None:
         local: list[LocalStep] = []
         try:
             if job.kind == "workflow":
-                local = self.advancer.activate(job.run_id, job.id, created)
+                local = self.advancer.activate(job.run_id, job.id, known)
             else:
                 local = self._run_claimed_step(job)
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
@@ -314,8 +344,8 @@ class Worker:
             return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id)
         assert outcome.retry_at is not None
         try:
-            self.world.append(ls.run_id, [outcome.event], jobs=[
-                NewJob("step", ls.run_id, ls.correlation_id, due_at=outcome.retry_at)])
+            self.append(AppendRequest(ls.run_id, [outcome.event], jobs=[
+                NewJob("step", ls.run_id, ls.correlation_id, due_at=outcome.retry_at)]))
             self._note_future_job(outcome.retry_at)
         except EntityConflictError:
             self.world.ack(self.id, [ls.job_id])
@@ -335,7 +365,8 @@ class Worker:
             return []
         attempt = record.attempt + 1
         try:
-            self.world.append(run_id, [NewEvent("step_started", cid, {"attempt": attempt})])
+            self.append(AppendRequest(run_id, [NewEvent("step_started", cid,
+                                                        {"attempt": attempt})]))
         except EntityConflictError:  # the run ended or the step finished meanwhile
             self.world.ack(self.id, [job.id])
             return []

@@ -1,0 +1,90 @@
+"""Writes of different runs share a commit: a worker's activations that finish while
+another activation's commit is in flight are committed together (``append_many``),
+and a client's concurrent starts likewise (``create_runs``). Each run still gets
+exactly its own events, and replays cleanly (the ``launched`` fixture checks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from perdure import Engine
+from perdure._serialization import encode
+from perdure.world import dumps, uuid7
+
+from . import workflows as w
+
+Record = Callable[..., list[Any]]
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+def _hold_first(world: Any, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make the first call of ``world.<name>`` wait for ``release``; ``entered`` is
+    set when it has begun."""
+    entered, release = threading.Event(), threading.Event()
+    original = getattr(world, name)
+    state = {"first": True}
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        if state.pop("first", False):
+            entered.set()
+            assert release.wait(20)
+        return original(*args, **kwargs)
+
+    setattr(world, name, held)
+    return entered, release
+
+
+def test_activations_of_several_runs_share_a_commit(
+    backend_url: str, launched: Callable[..., Engine], record_calls: Record
+) -> None:
+    engine = launched(backend_url, concurrency=16)  # a slot for each run and its step
+    worker = engine.worker
+    assert worker is not None
+    batches = record_calls(engine.world, "append_many")
+    entered, release = _hold_first(engine.world, "append")
+    try:
+        ids = [uuid7() for _ in range(6)]
+        engine.world.create_run(w.echo_wf.name, dumps(encode([0])), run_id=ids[0])
+        assert entered.wait(20)  # the first run's activation is committing
+        for i, run_id in enumerate(ids[1:], start=1):
+            engine.world.create_run(w.echo_wf.name, dumps(encode([i])), run_id=run_id)
+        _until(lambda: len(worker.append._queue) == 5, "the other activations to queue")
+    finally:
+        release.set()
+    assert [engine.get_run(r).result(timeout=30) for r in ids] == list(range(6))
+    # One commit holds the five activations that queued (and maybe more that
+    # queued before it began, such as the first run's step result).
+    started = [{r.run_id for r in requests if r.events[0].event_type == "run_started"}
+               for _, (requests,), _ in batches]
+    assert set(ids[1:]) in started
+    assert worker.append.batches >= 1
+
+
+def test_concurrent_starts_of_a_client_share_a_commit(backend_url: str, engine: Engine,
+                                                       record_calls: Record) -> None:
+    client = Engine(backend_url)
+    try:
+        batches = record_calls(client.world, "create_runs")
+        entered, release = _hold_first(client.world, "create_run")
+        with ThreadPoolExecutor(5) as pool:
+            first = pool.submit(client.start, w.echo_wf, 0)
+            assert entered.wait(20)
+            rest = [pool.submit(client.start, w.echo_wf, i) for i in range(1, 5)]
+            _until(lambda: len(client._create._queue) == 4, "the other starts to queue")
+            release.set()
+            runs = [first.result(20)] + [f.result(20) for f in rest]
+        assert [r.result(timeout=30) for r in runs] == list(range(5))
+        [(_, (requests,), _)] = batches
+        assert sorted(r.run_id for r in requests) == sorted(r.id for r in runs[1:])
+    finally:
+        client.shutdown()
