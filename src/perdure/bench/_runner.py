@@ -35,32 +35,42 @@ def system_name(url: str) -> str:
 
 
 class PerdureSide:
-    """One backend: a launched in-process engine kept for the whole run (single-process
-    shapes), ``perdure worker`` processes for the throughput shapes."""
+    """One backend: a launched in-process engine for the single-process shapes,
+    ``perdure worker`` processes for the throughput shapes. The in-process engine is
+    shut down while a throughput shape runs (its worker would take a share of the
+    runs that the worker processes are measured on) and launched again after."""
 
     def __init__(self, url: str, plan: Plan) -> None:
         self.url = url
         self.plan = plan
         self.system = system_name(url)
         self.counter = CommitCounter(url) if self.system == "perdure-postgres" else None
-        self.engine = Engine(url)
-        self.engine.launch()
-        # Let the worker's start-up recovery sweep finish before anything is counted.
-        self.engine.start(_shapes.bench_seq, 0).result(timeout=_shapes.RESULT_TIMEOUT)
-        time.sleep(1.0)
+        self._engine: Engine | None = None
+        self._launched()
+
+    def _launched(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.url).launch()
+            # Let the worker's start-up recovery sweep finish before anything is counted.
+            self._engine.start(_shapes.bench_seq, 0).result(timeout=_shapes.RESULT_TIMEOUT)
+            time.sleep(1.0)
+        return self._engine
 
     def measure(self, shape: Shape) -> Result:
         if shape.kind in PROCESS_KINDS:
-            flush = None if self.counter is None else (lambda: _flush(self.engine))
-            return _throughput.run(self.url, self.system, shape, self.counter, flush)
-        _shapes.bind_engine(self.engine)
+            self.close()
+            return _throughput.run(self.url, self.system, shape, self.counter)
+        engine = self._launched()
+        _shapes.bind_engine(engine)
         try:
-            return _measure(self.engine, self.system, shape, self.plan, self.counter)
+            return _measure(engine, self.system, shape, self.plan, self.counter)
         finally:
             _shapes.bind_engine(None)
 
     def close(self) -> None:
-        self.engine.shutdown()
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None
 
 
 def _measure(engine: Engine, system: str, shape: Shape, plan: Plan,

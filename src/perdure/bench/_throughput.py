@@ -5,10 +5,11 @@ up with a small batch. Then this process, a client ``Engine`` that executes
 nothing, starts the N runs from a few threads and waits for every result; the
 time from the first start to the last result gives workflows per second.
 
-Commits (Postgres) are counted from before the workers start to after they have
+Only these processes work on the runs: the bench's own in-process engine is shut
+down while a throughput shape runs (``_runner.PerdureSide``). Commits (Postgres)
+are counted from before the workers start to after they and the client have
 exited (a backend flushes its statistics on exit), so they include the warm-up
-batch, the workers' start and stop and the idle polling of the bench's own
-in-process engine; ``commit_runs`` says how many runs that is.
+batch and the workers' start and stop; ``commit_runs`` says how many runs that is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,14 +34,10 @@ WARMUP_PER_WORKER = 25
 READY_TIMEOUT = 60.0
 
 
-def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
-        flush: Callable[[], int] | None) -> Result:
-    """``flush`` settles the statistics of this process's own idle engine."""
+def run(url: str, system: str, shape: Shape, counter: CommitCounter | None) -> Result:
     result = Result(system, shape.name, shape.kind, 1)
     workers = int(shape.params["workers"])
-    before = None
-    if counter is not None and flush is not None:
-        before = counter.settled(flush)
+    before = None if counter is None else counter.settled(_no_probes)
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     client = Engine(url)
     try:
@@ -69,10 +65,15 @@ def run(url: str, system: str, shape: Shape, counter: CommitCounter | None,
     finally:
         _stop(procs)
         client.shutdown()
-    if counter is not None and flush is not None and before is not None and not result.error:
-        time.sleep(0.3)  # the workers' backends exit, flushing their statistics
-        result.commits = counter.settled(flush) - before
+    if counter is not None and before is not None and not result.error:
+        counter.wait_backends_gone()  # the backends flush their statistics as they exit
+        result.commits = counter.settled(_no_probes) - before
     return result
+
+
+def _no_probes() -> int:
+    """No idle connection of this process to flush: every session has exited."""
+    return 0
 
 
 def _cpu(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float]:
