@@ -100,8 +100,9 @@ class Reads(SqliteBase):
 
     def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
         logs: dict[str, list[Event]] = {}
-        for run_id in dict.fromkeys(run_ids):
-            if events := self.list_events(run_id, limit=limit) if limit > 0 else []:
+        for run_id in dict.fromkeys(run_ids) if limit > 0 else ():
+            params = {"run_id": run_id, "after_seq": 0, "limit": limit, "types": None}
+            if events := [_convert.event(row) for row in self._rows("list_events", params)]:
                 logs[run_id] = events
         return logs
 

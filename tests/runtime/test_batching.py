@@ -1,7 +1,8 @@
-"""Writes of different runs share a commit: a worker's activations that finish while
-another activation's commit is in flight are committed together (``append_many``),
-and a client's concurrent starts likewise (``create_runs``). Each run still gets
-exactly its own events, and replays cleanly (the ``launched`` fixture checks)."""
+"""Work of different runs shared: a worker's activations that finish while another
+activation's commit is in flight are committed together (``append_many``), a
+client's concurrent starts likewise (``create_runs``), and the logs of the runs a
+claim takes are read in one query (``read_logs``). Each run still gets exactly its
+own events, and replays cleanly (the ``launched`` fixture checks)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,22 @@ def test_concurrent_starts_of_a_client_share_a_commit(backend_url: str, engine: 
         assert sorted(r.run_id for r in requests) == sorted(r.id for r in runs[1:])
     finally:
         client.shutdown()
+
+
+def test_the_logs_of_claimed_runs_are_read_with_the_claim(engine: Engine,
+                                                          record_calls: Record) -> None:
+    reads = record_calls(engine.world, "list_events")
+    logs = record_calls(engine.world, "read_logs")
+    entered, release = _hold_first(engine.world, "claim")
+    try:
+        assert entered.wait(20)  # the dispatcher is claiming: the runs wait in the queue
+        ids = [uuid7() for _ in range(3)]
+        for i, run_id in enumerate(ids):
+            engine.world.create_run(w.addition.name, dumps(encode([i, 1])), run_id=run_id)
+    finally:
+        release.set()
+    assert [engine.get_run(r).result(timeout=30) for r in ids] == [[1], [2], [3]]
+    activations = [args[0] for _, args, kwargs in reads  # result() reads the end only
+                   if args[0] in ids and "types" not in kwargs]
+    assert activations == [], "an activation read a log the claim had read"
+    assert set(ids) <= {run_id for _, (run_ids,), _ in logs for run_id in run_ids}
