@@ -12,6 +12,7 @@ from psycopg.rows import tuple_row
 from ._activation import end_run
 from ._batcher import create_batcher
 from ._decorators import WorkflowFunction, get_workflow, workflow_names
+from ._ends import Ends
 from ._outcomes import Outcomes
 from ._run import Run, RunList
 from ._serialization import encode
@@ -52,6 +53,7 @@ class Engine:
         self.worker: Worker | None = None
         self.outcomes = Outcomes()  # results of runs this process's worker ended
         self._create = create_batcher(self.world)  # concurrent starts share a commit
+        self.ends = Ends(self.world, self.outcomes)  # ends of runs started here, read together
         self.register_workflows()
 
     # -- lifecycle -------------------------------------------------------------
@@ -79,6 +81,7 @@ class Engine:
         if self.worker is not None:
             self.worker.stop(timeout)
             self.worker = None
+        self.ends.close()
         self.world.close()
 
     def __enter__(self) -> Engine:
@@ -126,7 +129,15 @@ class Engine:
             local = self.worker.start_run(name, encoded, input_json, run_id, idempotency_key)
             if local is not None:
                 return Run(self, local.id, local, local=local.id == run_id)
-        record, _ = self._create(CreateRequest(name, input_json, run_id, idempotency_key))
+        self.ends.started(run_id)
+        try:
+            record, created = self._create(CreateRequest(name, input_json, run_id,
+                                                         idempotency_key))
+        except BaseException:
+            self.ends.forget(run_id)
+            raise
+        if not created:
+            self.ends.forget(run_id)
         return Run(self, record.id, record)
 
     def _start_statement(self, name: str, input_json: str,

@@ -1,5 +1,6 @@
-"""Run outcomes this process just committed, so ``Run.result`` in the same process
-gets a locally executed run's result without reading it back from the database.
+"""Run outcomes this process knows, so ``Run.result`` in the same process gets them
+without reading each from the database: those its worker just committed, and those
+read along with another run's (``_ends.py``).
 
 The worker announces a terminal event *before* the commit that writes it and
 settles it after: the commit's own wake-up (``run:<id>``) can reach a waiter
@@ -36,10 +37,22 @@ class Outcomes:
     def announce(self, run_id: str) -> None:
         """A commit that ends ``run_id`` is about to be made by this process."""
         with self._lock:
-            self._items[run_id] = _Entry()
-            self._items.move_to_end(run_id)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)[1].done.set()
+            self._add(run_id, _Entry())
+
+    def put(self, event: Event) -> None:
+        """A run's committed terminal event, read from the database."""
+        entry = _Entry()
+        entry.event = event
+        entry.done.set()
+        with self._lock:
+            if event.run_id not in self._items:
+                self._add(event.run_id, entry)
+
+    def _add(self, run_id: str, entry: _Entry) -> None:
+        self._items[run_id] = entry
+        self._items.move_to_end(run_id)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)[1].done.set()
 
     def settle(self, run_id: str, event: Event | None) -> None:
         """The commit is made (``event``, the terminal event) or failed (None)."""

@@ -13,8 +13,8 @@ from ._primitives import DEFAULT_STREAM
 from ._serialization import decode
 from ._streams import read_stream, read_stream_async, subscribe_async
 from .errors import RunCancelledError, RunFailedError, RunNotFoundError
-from .world import RUN_TERMINAL_EVENTS, RunRecord
 from .world import Event as _WorldEvent
+from .world import RunRecord
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -120,13 +120,13 @@ class Run:
             sub.close()
 
     def _terminal_event(self, skip_read: bool = False) -> _WorldEvent | None:
-        """The run's terminal event, if it has ended: as this process's worker
-        committed it, else (unless ``skip_read``) one query."""
+        """The run's terminal event, if it has ended: as this process committed or
+        read it already, else (unless ``skip_read``) one query, which also reads the
+        ends of other runs this client started and heard end (``_ends.py``)."""
         ended = self.engine.outcomes.get(self.id)
         if ended is not None or skip_read:
             return ended
-        found = self.engine.world.list_events(self.id, types=_TERMINAL, limit=1)
-        return found[0] if found else None
+        return self.engine.ends.read(self.id)
 
     def _reported_locally(self) -> bool:
         """Started on this process's worker, which is still running: its end will be
@@ -186,9 +186,6 @@ class Run:
     def stream_async(self, name: str | None = None, start_index: int = 0) -> AsyncIterator[Any]:
         return read_stream_async(self.engine.world, self.id, name or DEFAULT_STREAM,
                                  start_index, self.engine.poll_interval)
-
-
-_TERMINAL = sorted(RUN_TERMINAL_EVENTS)
 
 
 def _outcome(run_id: str, event: _WorldEvent) -> Any:

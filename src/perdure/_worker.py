@@ -45,7 +45,7 @@ from .world import (
 logger = logging.getLogger(__name__)
 
 BACKLOG = 4  # steps claimed at creation, per executor thread (see _reserve_created)
-LOG_PREFIX = 32  # events of each claimed run read with the claim (see _read_logs)
+LOG_PREFIX = 32  # events of each claimed run read with the claim: whole logs of new runs
 
 
 class Worker:
@@ -251,7 +251,9 @@ class Worker:
         if free == 0:
             return 0
         try:
-            jobs = self.world.claim(self.id, limit=free, lease_seconds=self.lease_seconds)
+            # With the claim, the logs of the runs it continues: no read per activation.
+            jobs, logs = self.world.claim_with_logs(
+                self.id, limit=free, lease_seconds=self.lease_seconds, log_limit=LOG_PREFIX)
         except BaseException:
             self._reserve(-free)
             raise
@@ -259,25 +261,10 @@ class Worker:
             self._reserve(-(free - len(jobs)))
         for job in jobs:
             self._hold(job.id, job.run_id)
-        logs = self._read_logs(jobs)
-        for job in jobs:
-            self._executor.submit(self._run_job, job, logs.get(job.run_id))
+            log = logs.get(job.run_id)
+            whole = log is not None and len(log) < LOG_PREFIX and job.run_id not in self.cache
+            self._executor.submit(self._run_job, job, log if whole else None)
         return len(jobs)
-
-    def _read_logs(self, jobs: list[Job]) -> dict[str, list[Event]]:
-        """The logs of the runs whose continuations were claimed, in one read instead
-        of one per activation; only for runs without a live instance here, and only
-        whole logs (shorter than ``LOG_PREFIX``: new runs, runs a few steps in). A
-        failed read costs nothing but the reads it was to save."""
-        ids = [j.run_id for j in jobs if j.kind == "workflow" and j.run_id not in self.cache]
-        if not ids:
-            return {}
-        try:
-            logs = self.world.read_logs(ids, limit=LOG_PREFIX)
-        except Exception:  # noqa: BLE001 - each activation reads its own log instead
-            logger.warning("reading the claimed runs' logs failed", exc_info=True)
-            return {}
-        return {run_id: log for run_id, log in logs.items() if len(log) < LOG_PREFIX}
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval

@@ -1,5 +1,6 @@
 """Batches: ``append_many`` and ``create_runs``, several writes in one transaction,
-all of them or none, each one writing exactly what it would alone."""
+all of them or none, each one writing exactly what it would alone; and
+``claim_with_logs``, a claim that brings the claimed runs' logs along."""
 
 from __future__ import annotations
 
@@ -128,12 +129,16 @@ def test_create_runs_with_a_used_key_returns_that_run(world: World) -> None:
     assert new.id == fresh and made
 
 
-def test_read_logs(world: World) -> None:
-    short, long_ = new_run(world), new_run(world)
+def test_claim_with_logs(world: World) -> None:
+    short, long_, stepping = new_run(world), new_run(world), new_run(world)
     world.append(long_, [ev("step_created", f"s{i}") for i in range(5)])
-    logs = world.read_logs([short, long_, uuid7(), short], limit=4)
-    assert set(logs) == {short, long_}
+    world.append(stepping, [ev("step_created", "s1")], jobs=[NewJob("step", stepping, "s1")])
+    jobs, logs = world.claim_with_logs("w1", limit=10, lease_seconds=30, log_limit=4)
+    assert sorted((j.kind, j.run_id) for j in jobs) == sorted(
+        [("workflow", short), ("workflow", long_), ("workflow", stepping),
+         ("step", stepping)])
+    assert all(j.claimed_by == "w1" for j in jobs)
+    assert set(logs) == {short, long_, stepping}
     assert logs[short] == world.list_events(short)
     assert logs[long_] == world.list_events(long_)[:4]
-    assert [e.seq for e in logs[long_]] == [1, 2, 3, 4]
-    assert world.read_logs([], limit=4) == {}
+    assert world.claim_with_logs("w2", limit=10, lease_seconds=30, log_limit=4) == ([], {})

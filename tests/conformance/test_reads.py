@@ -1,4 +1,5 @@
-"""Listings: filters and cursor pagination of runs, steps, waits and hooks."""
+"""Reads: listings (filters and cursor pagination of runs, steps, waits and hooks)
+and the ends of many runs at once."""
 
 from __future__ import annotations
 
@@ -109,3 +110,17 @@ def test_list_hooks(world: World) -> None:
     assert [h.correlation_id for h in active] == expected[runs[0]][1:]
     for hook in active:
         assert world.get_hook_by_token(hook.token) == hook
+
+
+def test_read_ends(world: World) -> None:
+    done, failed, cancelled, running = (new_run(world) for _ in range(4))
+    world.append(done, [ev("run_completed", output=1)])
+    world.append(failed, [ev("run_failed", error={"type": "E", "message": "m"})])
+    world.append(cancelled, [ev("step_created", "s1"), ev("run_cancelled")])
+    ends = world.read_ends([done, failed, cancelled, running, uuid7(), done])
+    assert set(ends) == {done, failed, cancelled}
+    for run_id, kind in ((done, "run_completed"), (failed, "run_failed"),
+                         (cancelled, "run_cancelled")):
+        assert ends[run_id] == world.list_events(run_id)[-1]
+        assert ends[run_id].event_type == kind
+    assert world.read_ends([]) == {}

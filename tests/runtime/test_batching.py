@@ -1,7 +1,7 @@
 """Work of different runs shared: a worker's activations that finish while another
 activation's commit is in flight are committed together (``append_many``), a
 client's concurrent starts likewise (``create_runs``), and the logs of the runs a
-claim takes are read in one query (``read_logs``). Each run still gets exactly its
+claim takes come with it (``claim_with_logs``). Each run still gets exactly its
 own events, and replays cleanly (the ``launched`` fixture checks)."""
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def test_concurrent_starts_of_a_client_share_a_commit(backend_url: str, engine: 
 def test_the_logs_of_claimed_runs_are_read_with_the_claim(engine: Engine,
                                                           record_calls: Record) -> None:
     reads = record_calls(engine.world, "list_events")
-    logs = record_calls(engine.world, "read_logs")
-    entered, release = _hold_first(engine.world, "claim")
+    claims = record_calls(engine.world, "claim_with_logs")
+    entered, release = _hold_first(engine.world, "claim_with_logs")
     try:
         assert entered.wait(20)  # the dispatcher is claiming: the runs wait in the queue
         ids = [uuid7() for _ in range(3)]
@@ -107,4 +107,30 @@ def test_the_logs_of_claimed_runs_are_read_with_the_claim(engine: Engine,
     activations = [args[0] for _, args, kwargs in reads  # result() reads the end only
                    if args[0] in ids and "types" not in kwargs]
     assert activations == [], "an activation read a log the claim had read"
-    assert set(ids) <= {run_id for _, (run_ids,), _ in logs for run_id in run_ids}
+    assert claims, "the worker claimed some other way"
+
+
+def _ended(engine: Engine, ids: list[str]) -> bool:
+    runs = [engine.world.get_run(r) for r in ids]
+    return all(r is not None and r.status == "completed" for r in runs)
+
+
+def test_a_client_reads_the_ends_of_its_runs_together(backend_url: str, engine: Engine,
+                                                      record_calls: Record) -> None:
+    """The first end a client reads brings along the ends of every run it started;
+    on Postgres it then hears its runs end, and the next read brings those along."""
+    client = Engine(backend_url)
+    try:
+        reads = record_calls(client.world, "read_ends")
+        first = [client.start(w.echo_wf, i) for i in range(20)]
+        _until(lambda: _ended(engine, [r.id for r in first]), "the runs to end")
+        assert [r.result(timeout=30) for r in first] == list(range(20))
+        assert [len(ids) for _, (ids,), _ in reads] == [20]
+        if not backend_url.startswith("postgresql"):
+            return  # SQLite: wake-ups do not cross Worlds, so nothing more is heard
+        second = [client.start(w.echo_wf, i) for i in range(10)]
+        _until(lambda: len(client.ends._ended) == 10, "the client to hear the ends")
+        assert [r.result(timeout=30) for r in second] == list(range(10))
+        assert [len(ids) for _, (ids,), _ in reads] == [20, 10]
+    finally:
+        client.shutdown()

@@ -8,8 +8,12 @@ wake-up that lands between a reader's query and its wait is never lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 
 class LocalSubscription:
@@ -68,6 +72,7 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 class LocalNotifier:
     def __init__(self) -> None:
         self._subs: dict[str, set[LocalSubscription]] = defaultdict(set)
+        self._watchers: list[tuple[str, Callable[[str], None]]] = []
         self._lock = threading.Lock()
 
     def subscribe(self, key: str) -> LocalSubscription:
@@ -79,8 +84,28 @@ class LocalNotifier:
     def publish(self, key: str) -> None:
         with self._lock:
             subs = list(self._subs.get(key, ()))
+            watchers = [fn for prefix, fn in self._watchers if key.startswith(prefix)]
         for sub in subs:
             sub.set()
+        for fn in watchers:
+            try:
+                fn(key)
+            except Exception:  # noqa: BLE001 - a watcher must not stop the wake-ups
+                log.exception("a wake-up watcher failed on %r", key)
+
+    def watch(self, prefix: str, fn: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``fn(key)`` for every key published that starts with ``prefix`` (on
+        the publishing thread: keep it short). Returns the function that stops it."""
+        entry = (prefix, fn)
+        with self._lock:
+            self._watchers.append(entry)
+
+        def unwatch() -> None:
+            with self._lock:
+                if entry in self._watchers:
+                    self._watchers.remove(entry)
+
+        return unwatch
 
     def wake_all(self) -> None:
         with self._lock:

@@ -33,7 +33,8 @@ from ._catalog import SHAPES
 from ._measure import CommitCounter, cpu_seconds, database_name, fresh_database
 
 METHODS = (
-    "create_run", "create_run_claimed", "create_run_started", "append", "create_event",
+    "create_run", "create_runs", "create_run_claimed", "create_run_started", "append",
+    "append_many", "create_event", "claim_with_logs",
     "get_run", "get_run_by_key",
     "list_runs", "list_events", "list_steps", "get_step", "list_waits", "list_hooks",
     "get_hook_by_token",

@@ -29,7 +29,7 @@ run_*           ``runs.status``, ``started_at`` (run_started),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ._records import (
@@ -77,6 +77,12 @@ class Notifier(Protocol):
 
     def wake_all(self) -> None:
         """Set every subscription, as after a reconnect that may have missed some."""
+        ...
+
+    def watch(self, prefix: str, fn: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``fn(key)`` (on the notifying thread, briefly) for each wake-up whose
+        key starts with ``prefix``, for as long as this process hears them; returns
+        the function that stops it. Only a hint: a wake-up may be missed."""
         ...
 
 
@@ -220,6 +226,11 @@ class World(Protocol):
 
     def get_run_by_key(self, idempotency_key: str) -> RunRecord | None: ...
 
+    def read_ends(self, run_ids: Sequence[str]) -> dict[str, Event]:
+        """The terminal event of each of these runs that has ended, in one read (a
+        run's terminal event is always its last)."""
+        ...
+
     def list_runs(
         self,
         *,
@@ -242,13 +253,6 @@ class World(Protocol):
         types: Sequence[str] | None = None,
     ) -> list[Event]:
         """Events with ``seq > after_seq`` in seq order."""
-        ...
-
-    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
-        """The first ``limit`` events of each run's log, in seq order, in ONE read:
-        for a worker that claimed several runs' continuations at once. A run with
-        ``limit`` events may have more (read them with ``list_events``); an unknown
-        run is missing from the result."""
         ...
 
     def list_steps(
@@ -289,6 +293,15 @@ class World(Protocol):
         (Postgres: ``FOR UPDATE SKIP LOCKED``; SQLite: ``BEGIN IMMEDIATE``).
         Never hands out a workflow job while another workflow job of the same run
         holds a live lease. Oldest due first."""
+        ...
+
+    def claim_with_logs(
+        self, worker_id: str, *, limit: int, lease_seconds: float, log_limit: int,
+    ) -> tuple[list[Job], dict[str, list[Event]]]:
+        """``claim`` of workflow and step jobs, and in the same round trip the first
+        ``log_limit`` events (in seq order) of the run of each workflow job claimed:
+        a worker then activates the runs it claimed without reading their logs one
+        by one. A run with ``log_limit`` events may have more (``list_events``)."""
         ...
 
     def extend_leases(

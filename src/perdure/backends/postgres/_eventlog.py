@@ -287,6 +287,12 @@ class EventLog(PostgresBase):
         row = self._db.one("get_run_by_key", (idempotency_key,))
         return None if row is None else _convert.run(row)
 
+    def read_ends(self, run_ids: Sequence[str]) -> dict[str, Event]:
+        if not run_ids:
+            return {}
+        rows = self._db.all("read_ends", (text_array(list(dict.fromkeys(run_ids))),))
+        return {row[0]: _convert.event(row) for row in rows}
+
     def list_runs(
         self,
         *,
@@ -319,15 +325,6 @@ class EventLog(PostgresBase):
             "types": text_array(types),
         }
         return [_convert.event(row) for row in self._db.all("list_events", params)]
-
-    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
-        logs: dict[str, list[Event]] = {}
-        if run_ids and limit > 0:
-            unique = list(dict.fromkeys(run_ids))
-            for row in self._db.all("read_logs", (text_array(unique), limit)):
-                event = _convert.event(row)
-                logs.setdefault(event.run_id, []).append(event)
-        return logs
 
     def get_step(self, run_id: str, correlation_id: str) -> StepRecord | None:
         row = self._db.one("get_step", (run_id, correlation_id))

@@ -27,6 +27,7 @@ import random
 import selectors
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -205,6 +206,12 @@ class PgNotifier:
 
     def publish(self, key: str) -> None:
         self.local.publish(key)
+
+    def watch(self, prefix: str, fn: Callable[[str], None]) -> Callable[[], None]:
+        unwatch = self.local.watch(prefix, fn)
+        if self.listener is not None:
+            self.listener.start()  # no wait: a watcher only ever saves work
+        return unwatch
 
     def wake_all(self) -> None:
         self.local.wake_all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ...world import Job, JobKind, NewJob
+from ...world import Event, Job, JobKind, NewJob
 from . import _convert
 from ._arrays import number_array, text_array
 from ._base import PostgresBase
@@ -43,6 +43,26 @@ class JobQueue(PostgresBase):
         # out, then they are claimed again: retrying is safe.
         params = (worker_id, limit, float(lease_seconds), text_array(kinds))
         return [_convert.job(row) for row in self._db.all("claim_jobs", params)]
+
+    def claim_with_logs(
+        self, worker_id: str, *, limit: int, lease_seconds: float, log_limit: int,
+    ) -> tuple[list[Job], dict[str, list[Event]]]:
+        if limit <= 0:
+            return [], {}
+        params = {"worker": worker_id, "limit": limit, "lease": float(lease_seconds),
+                  "log_limit": max(0, log_limit)}
+        jobs: list[Job] = []
+        logs: dict[str, list[Event]] = {}
+        for row in self._db.all("claim_with_logs", params):
+            if row[0] is not None:
+                jobs.append(_convert.job(row[:8]))
+            else:
+                event = _convert.event((row[2], row[8], row[9], row[3], row[10], row[11]))
+                logs.setdefault(event.run_id, []).append(event)
+        jobs.sort(key=lambda j: (j.due_at, j.id))
+        for log in logs.values():
+            log.sort(key=lambda e: e.seq)
+        return jobs, logs
 
     def extend_leases(
         self, worker_id: str, job_ids: Sequence[int], lease_seconds: float

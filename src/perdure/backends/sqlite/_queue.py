@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from ...world import Job, JobKind, NewJob
+from ...world import Event, Job, JobKind, NewJob
 from . import _convert
 from ._connection import Q, SqliteBase
 
@@ -88,6 +88,18 @@ class JobQueue(SqliteBase):
             rows = conn.execute(Q["claim_jobs"], params).fetchall()
         jobs = [_convert.job(row) for row in rows]
         return sorted(jobs, key=lambda j: (j.due_at, j.id))
+
+    def claim_with_logs(
+        self, worker_id: str, *, limit: int, lease_seconds: float, log_limit: int,
+    ) -> tuple[list[Job], dict[str, list[Event]]]:
+        jobs = self.claim(worker_id, limit=limit, lease_seconds=lease_seconds)
+        logs: dict[str, list[Event]] = {}
+        for run_id in dict.fromkeys(j.run_id for j in jobs if j.kind == "workflow"):
+            params = {"run_id": run_id, "after_seq": 0, "limit": max(0, log_limit),
+                      "types": None}
+            if log := [_convert.event(row) for row in self._rows("list_events", params)]:
+                logs[run_id] = log
+        return jobs, logs
 
     def extend_leases(
         self, worker_id: str, job_ids: Sequence[int], lease_seconds: float

@@ -82,6 +82,12 @@ class Reads(SqliteBase):
                   "created_before": created_before, "cursor": cursor}
         return self._page("list_runs", params, limit, _convert.run, lambda row: str(row["id"]))
 
+    def read_ends(self, run_ids: Sequence[str]) -> dict[str, Event]:
+        if not run_ids:
+            return {}
+        rows = self._rows("read_ends", {"ids": json.dumps(list(dict.fromkeys(run_ids)))})
+        return {row["run_id"]: _convert.event(row) for row in rows}
+
     def list_events(
         self,
         run_id: str,
@@ -97,14 +103,6 @@ class Reads(SqliteBase):
             "types": None if types is None else json.dumps(list(types)),
         }
         return [_convert.event(row) for row in self._rows("list_events", params)]
-
-    def read_logs(self, run_ids: Sequence[str], *, limit: int) -> dict[str, list[Event]]:
-        logs: dict[str, list[Event]] = {}
-        for run_id in dict.fromkeys(run_ids) if limit > 0 else ():
-            params = {"run_id": run_id, "after_seq": 0, "limit": limit, "types": None}
-            if events := [_convert.event(row) for row in self._rows("list_events", params)]:
-                logs[run_id] = events
-        return logs
 
     def list_steps(
         self, run_id: str, *, status: str | None = None, limit: int = 1000,

@@ -91,6 +91,13 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s;
 
+-- name: read_ends
+-- The terminal event is the last of its run: no event follows it.
+SELECT e.run_id, e.seq, e.event_type, e.correlation_id, e.data, e.created_at
+FROM perdure.runs r
+JOIN perdure.events e ON e.run_id = r.id AND e.seq = r.last_seq
+WHERE r.id = ANY (%s::text[]) AND r.status IN ('completed', 'failed', 'cancelled');
+
 -- name: list_events
 SELECT run_id, seq, event_type, correlation_id, data, created_at
 FROM perdure.events
@@ -98,13 +105,6 @@ WHERE run_id = %(run_id)s AND seq > %(after_seq)s
   AND (%(types)s::text[] IS NULL OR event_type = ANY (%(types)s::text[]))
 ORDER BY seq
 LIMIT %(limit)s::bigint;
-
--- name: read_logs
-SELECT e.run_id, e.seq, e.event_type, e.correlation_id, e.data, e.created_at
-FROM unnest(%s::text[]) AS r(id)
-CROSS JOIN LATERAL (
-    SELECT * FROM perdure.events e WHERE e.run_id = r.id ORDER BY e.seq LIMIT %s) e
-ORDER BY e.run_id, e.seq;
 
 -- ---------------------------------------------------------------- projections
 
@@ -156,6 +156,25 @@ SELECT perdure._insert_jobs(%s::text[], %s::text[], %s::text[], %s::float8[], %s
 -- name: claim_jobs
 SELECT id, kind, run_id, correlation_id, due_at, claimed_by, lease_expires_at, attempts
 FROM perdure.claim_jobs(%s, %s, %s, %s::text[]);
+
+-- name: claim_with_logs
+-- claim_jobs, then (same statement, same snapshot) the first events of each claimed
+-- workflow job's run. Job rows have an id and no seq; event rows a seq and no id.
+WITH c AS MATERIALIZED (
+    SELECT * FROM perdure.claim_jobs(%(worker)s, %(limit)s, %(lease)s,
+                                     '{workflow,step}'::text[]))
+SELECT c.id, c.kind, c.run_id, c.correlation_id, c.due_at, c.claimed_by,
+       c.lease_expires_at, c.attempts,
+       NULL::integer AS seq, NULL::text AS event_type, NULL::text AS data,
+       NULL::float8 AS created_at
+FROM c
+UNION ALL
+SELECT NULL, NULL, e.run_id, e.correlation_id, NULL, NULL, NULL, NULL,
+       e.seq, e.event_type, e.data, e.created_at
+FROM (SELECT DISTINCT c.run_id FROM c WHERE c.kind = 'workflow') r
+CROSS JOIN LATERAL (
+    SELECT * FROM perdure.events e WHERE e.run_id = r.run_id
+    ORDER BY e.seq LIMIT %(log_limit)s) e;
 
 -- name: extend_leases
 UPDATE perdure.jobs

@@ -61,6 +61,13 @@ LIMIT :limit;
 INSERT INTO events (run_id, seq, event_type, correlation_id, data, created_at)
 VALUES (:run_id, :seq, :event_type, :correlation_id, :data, :created_at);
 
+-- name: read_ends
+-- The terminal event is the last of its run: no event follows it.
+SELECT e.* FROM runs r
+JOIN events e ON e.run_id = r.id AND e.seq = r.last_seq
+WHERE r.id IN (SELECT value FROM json_each(:ids))
+  AND r.status IN ('completed', 'failed', 'cancelled');
+
 -- name: list_events
 SELECT * FROM events
 WHERE run_id = :run_id AND seq > :after_seq
