@@ -205,29 +205,6 @@ class Database:
         self.call(lambda conn: self._cursor(conn).execute(query, params, prepare=prepare),
                   retry=retry)
 
-    def many(
-        self, name: str, params_seq: Sequence[Sequence[Any]], *, retry: Retry = Retry.IF_NOT_RUN,
-    ) -> list[tuple[Any, ...] | None]:
-        """One named query called once per parameter set, in ONE transaction, and the
-        first row of each call. The calls go out together in a pipeline: a batch costs
-        one round trip and one commit, however many calls it holds. A refusal by any
-        call rolls back every one of them."""
-        query = Q[name]
-
-        def run(conn: Conn) -> list[tuple[Any, ...] | None]:
-            cur = self._cursor(conn)
-            if not self.prepare:  # behind a pooler: no pipeline (it would prepare)
-                with conn.transaction():
-                    return [cur.execute(query, p, prepare=False).fetchone() for p in params_seq]
-            with conn.pipeline(), conn.transaction():
-                cur.executemany(query, params_seq, returning=True)
-            rows = [cur.fetchone()]
-            while cur.nextset():
-                rows.append(cur.fetchone())
-            return rows
-
-        return self.call(run, retry=retry)
-
     def all(
         self, name: str, params: Sequence[Any] | dict[str, Any], *,
         retry: Retry = Retry.ALWAYS, prepare: bool = True, binary: bool = False,

@@ -62,6 +62,27 @@ def append_params(
     ]
 
 
+def append_many_params(requests: Sequence[AppendRequest]) -> Params:
+    """The arguments of ``perdure.append_many``: per-request values one element
+    each, the events, jobs and acks of all requests concatenated, with their counts."""
+    events = [e for r in requests for e in r.events]
+    jobs = [j for r in requests for j in r.jobs]
+    acks = [a for r in requests for a in r.ack]
+    return [
+        text_array([r.run_id for r in requests]),
+        number_array([len(r.events) for r in requests]),
+        *event_arrays(events),
+        number_array([r.expected_seq for r in requests]),
+        number_array([r.expected_result_seq for r in requests]),
+        number_array([len(r.jobs) for r in requests]),
+        *job_arrays(jobs),
+        number_array([len(r.ack) for r in requests]),
+        number_array(acks) if acks else None,
+        bool_array([r.consumed for r in requests]),
+        bool_array([r.close_streams for r in requests]),
+    ]
+
+
 def event_arrays(events: Sequence[NewEvent]) -> Params:
     """types, correlation ids, data, times, then the projection fields one array
     each: step names, hook tokens, webhook flags, resume times, retry times."""
@@ -161,10 +182,13 @@ class EventLog(PostgresBase):
             return [self.create_run(r.workflow_name, r.input_json, run_id=r.run_id,
                                     idempotency_key=r.idempotency_key, created_at=r.created_at)
                     for r in requests]
-        params = [(r.workflow_name, r.input_json, r.run_id, r.idempotency_key, r.created_at,
-                   None, None) for r in requests]
-        made = [(_convert.run(row[2:]), bool(row[0]))
-                for row in _rows(self._db.many("create_run", params))]
+        params = (text_array([r.workflow_name for r in requests]),
+                  [r.input_json for r in requests],
+                  text_array([r.run_id for r in requests]),
+                  text_array([r.idempotency_key for r in requests]),
+                  number_array([r.created_at for r in requests]))
+        rows = self._db.all("create_runs", params, retry=Retry.IF_NOT_RUN)
+        made = [(_convert.run(row[2:]), bool(row[0])) for row in _one_each(rows, requests)]
         if any(created for _, created in made):
             self.notifier.publish("jobs")
         return made
@@ -251,11 +275,10 @@ class EventLog(PostgresBase):
                                 expected_result_seq=r.expected_result_seq, jobs=r.jobs,
                                 ack=r.ack, consumed=r.consumed, close_streams=r.close_streams)
                     for r in requests]
-        params = [append_params(r.run_id, r.events, r.expected_seq, r.expected_result_seq,
-                                r.jobs, r.ack, r.consumed, r.close_streams) for r in requests]
-        rows = _rows(self._db.many("append_events", params))
+        rows = self._db.all("append_many", append_many_params(requests),
+                            retry=Retry.IF_NOT_RUN)
         return [self._appended(r.run_id, r.events, r.jobs, row)
-                for r, row in zip(requests, rows, strict=True)]
+                for r, row in zip(requests, _one_each(rows, requests), strict=True)]
 
     def _appended(self, run_id: str, events: Sequence[NewEvent], jobs: Sequence[NewJob],
                   row: tuple[Any, ...]) -> AppendResult:
@@ -376,11 +399,11 @@ class EventLog(PostgresBase):
         return self._db.all(name, params)
 
 
-def _rows(rows: list[tuple[Any, ...] | None]) -> list[tuple[Any, ...]]:
-    """The rows of a batch of function calls, each of which returns one."""
-    if any(row is None for row in rows):
-        raise RuntimeError("a batched call returned no row")
-    return [row for row in rows if row is not None]
+def _one_each(rows: list[tuple[Any, ...]], requests: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a batch function: one per request, in order."""
+    if len(rows) != len(requests):
+        raise RuntimeError(f"a batch of {len(requests)} returned {len(rows)} rows")
+    return rows
 
 
 def _seq_cursor(rows: list[tuple[Any, ...]], limit: int) -> str | None:

@@ -45,6 +45,10 @@ SELECT name FROM perdure.workflows ORDER BY name;
 -- name: create_run
 SELECT * FROM perdure.create_run(%s, %s, %s, %s, %s, %s, %s);
 
+-- name: create_runs
+SELECT * FROM perdure.create_runs(%s::text[], %b::text[], %s::text[], %s::text[],
+                                  %s::float8[]);
+
 -- name: create_run_started
 SELECT * FROM perdure.create_run_started(
     %s, %s, %s, %s, %s,
@@ -63,6 +67,15 @@ SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
     %s::integer, %s::integer,
     %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[],
     %s::bigint[], %s, %s);
+
+-- name: append_many
+SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_many(
+    %s::text[], %s::integer[],
+    %s::text[], %s::text[], %b::text[], %s::float8[],
+    %s::text[], %s::text[], %s::boolean[], %s::float8[], %s::float8[],
+    %s::integer[], %s::integer[],
+    %s::integer[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[],
+    %s::integer[], %s::bigint[], %s::boolean[], %s::boolean[]);
 
 -- name: get_run
 SELECT id, workflow_name, status, idempotency_key, created_at,
