@@ -29,6 +29,7 @@ from ._replay import NewStep
 from ._serialization import decode
 from ._step_times import StepTimes
 from ._steps import RunningSteps, StepOutcome, run_attempt
+from ._upkeep import QueueUpkeep
 from .errors import EntityConflictError
 from .world import (
     STEP_TERMINAL,
@@ -88,6 +89,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_ids,
                                     self._check_cancelled)
+        self.upkeep = QueueUpkeep(world)
         self.jobs_done = 0
 
     # == lifecycle ==========================================================
@@ -98,6 +100,7 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         self._heartbeat.start()
+        self.upkeep.start()
         logger.info("worker %s started (concurrency %d)", self.id, self.concurrency)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -112,6 +115,7 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout=5)
         self._heartbeat.stop()
+        self.upkeep.stop()
         if leftover:
             try:
                 self.world.release(self.id, leftover)
@@ -160,6 +164,7 @@ class Worker:
             self._held.pop(job_id, None)
             self.jobs_done += 1
         self._give_back(1)
+        self.upkeep.finished()
 
     def _give_back(self, n: int) -> None:
         with self._slots_lock:

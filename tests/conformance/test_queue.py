@@ -240,3 +240,16 @@ def test_find_stranded_runs(world: World) -> None:
     world.append(hook_payload, [], consumed=True)
     assert world.find_stranded_runs(after_id=None, limit=100) == sorted(
         [pending, running_step, due_wait])
+
+
+def test_tidy_queue_keeps_every_live_job(world: World) -> None:
+    run_id = _fresh_run(world)
+    done = world.enqueue([NewJob("step", run_id, f"s{i}") for i in range(5)])
+    kept = world.enqueue([NewJob("step", run_id, f"k{i}") for i in range(3)])
+    claimed = world.claim("w", limit=5, lease_seconds=30)
+    world.ack("w", [j.id for j in claimed])
+    world.tidy_queue()
+    world.tidy_queue()  # again, and with nothing to do: fine
+    assert sorted(j.id for j in claimed) == sorted(done)
+    assert sorted(j.id for j in world.list_jobs(run_id=run_id)) == sorted(kept)
+    assert sorted(j.id for j in world.claim("w", limit=10, lease_seconds=30)) == sorted(kept)

@@ -320,6 +320,12 @@ class World(Protocol):
 
     def list_jobs(self, *, run_id: str | None = None) -> list[Job]: ...
 
+    def tidy_queue(self) -> None:
+        """Reclaim what acknowledged jobs leave behind, so claims stay cheap: on
+        Postgres a deleted job stays in the queue's indexes until a vacuum, and
+        every claim walks past it. Cheap, and safe to call from many processes."""
+        ...
+
     def find_stranded_runs(
         self, *, after_id: str | None, limit: int, now: float | None = None
     ) -> list[str]:

@@ -84,6 +84,9 @@ class JobQueue(PostgresBase):
             self._db.run("release_jobs", (worker_id, number_array(job_ids)))
             self.notifier.publish("jobs")
 
+    def tidy_queue(self) -> None:
+        self._db.run("tidy_queue", (), prepare=False)  # a utility statement: never prepared
+
     def list_jobs(self, *, run_id: str | None = None) -> list[Job]:
         return [
             _convert.job(row)

@@ -101,6 +101,9 @@ class JobQueue(SqliteBase):
                 logs[run_id] = log
         return jobs, logs
 
+    def tidy_queue(self) -> None:
+        """Nothing to do: SQLite removes a deleted row from its indexes at once."""
+
     def extend_leases(
         self, worker_id: str, job_ids: Sequence[int], lease_seconds: float
     ) -> list[int]:

@@ -201,6 +201,12 @@ SELECT perdure._ack(%s::bigint[], %s, perdure.clock());
 -- name: release_jobs
 SELECT perdure.release_jobs(%s, %s::bigint[]);
 
+-- name: tidy_queue
+-- Deleted jobs stay in the queue's indexes, where claims walk past them in due
+-- order, until a vacuum; autovacuum visits at most once a minute (and may be off).
+-- SKIP_LOCKED: a vacuum another worker runs already is enough.
+VACUUM (SKIP_LOCKED) perdure.jobs;
+
 -- name: list_jobs
 SELECT id, kind, run_id, correlation_id, due_at, claimed_by,
        lease_expires_at, attempts
