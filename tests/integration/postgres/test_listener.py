@@ -56,6 +56,31 @@ def test_notifications_from_another_process(pg_url: str, pg_world: PostgresWorld
         assert jobs.wait(10)
 
 
+def test_run_ends_reach_only_the_sessions_that_wait_on_runs(
+    pg_url: str, pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker listens for jobs and is never sent the end of every run; the run
+    channel is LISTENed from the first subscription to a run, also when the
+    listener is already running."""
+    heard: list[str] = []
+    publish = pg_world.notifier.local.publish
+    monkeypatch.setattr(pg_world.notifier.local, "publish",
+                        lambda key: (heard.append(key), publish(key)))
+    jobs = pg_world.notifier.subscribe("jobs")
+    with PostgresWorld(pg_url, listen=False) as writer:
+        ended = _new_run(writer)
+        writer.append(ended, [NewEvent("run_cancelled")])
+        _new_run(writer)  # commits after the end: its wake-up comes after the end's
+        assert jobs.wait(10)
+        assert not [key for key in heard if key.startswith("run:")]
+
+        waiting = _new_run(writer)
+        sub = pg_world.notifier.subscribe(f"run:{waiting}")  # waits for that LISTEN
+        writer.append(waiting, [NewEvent("run_cancelled")])
+        assert sub.wait(10)
+        assert f"run:{waiting}" in heard
+
+
 def test_reconnects_after_the_backend_is_killed(
     pg_url: str, pg_world: PostgresWorld, admin: psycopg.Connection[Any]
 ) -> None:

@@ -6,10 +6,14 @@ tables. So the listener's one job is to stay connected:
 
 - one dedicated connection per World (``application_name='perdure-listener'``),
   opened by a thread started with the first subscription;
+- two channels: ``perdure_runs`` carries run ends (``run:<id>``), ``perdure`` the
+  rest (jobs, streams). Each is LISTENed from the first subscription (or watcher)
+  of its keys on: a worker that waits on no run is never sent the end of every run
+  of the database, nor a client that executes nothing the wake-ups for jobs;
 - the thread waits on that connection's socket (and a wake-up socket, so
   ``close()`` is immediate) and publishes each payload to a ``LocalNotifier``;
 - an idle connection is pinged now and then, so a silent network drop is noticed;
-- the first subscription waits (briefly, bounded) until LISTEN is in place, so a
+- the first subscription of a channel waits (briefly, bounded) until its LISTEN is in place, so a
   reader that subscribes, then queries, then waits cannot miss a write made
   between its query and the LISTEN;
 - any error or end of connection: reconnect with exponential backoff (50 ms
@@ -36,7 +40,13 @@ from .._notify import LocalNotifier, LocalSubscription
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "perdure"
+CHANNEL = "perdure"           # jobs, stream:<run>:<name>
+RUN_CHANNEL = "perdure_runs"  # run:<id>: a run ended (migration 0010)
+
+
+def channel_of(key: str) -> str:
+    """The channel that carries wake-ups of ``key`` (or of keys with this prefix)."""
+    return RUN_CHANNEL if key.startswith("run:") else CHANNEL
 APPLICATION_NAME = "perdure-listener"
 
 
@@ -54,7 +64,7 @@ class Listener:
         self.url = url
         self.reconnects = 0          # successful connects after the first one
         self.connected = threading.Event()
-        self._first_connect = threading.Event()
+        self._listening: dict[str, threading.Event] = {}  # channel -> LISTEN once in place
         self._notifier = notifier
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -69,22 +79,29 @@ class Listener:
         self._wake_r.setblocking(False)
 
     # -- control -------------------------------------------------------------------
-    def start(self, wait: float = 0.0) -> None:
-        """Start the thread (once); with ``wait``, block until it is listening,
-        at most that long."""
+    def start(self, wait: float = 0.0, channel: str = CHANNEL) -> None:
+        """Listen on ``channel`` from now on, starting the thread (once); with
+        ``wait``, block until that LISTEN is in place, at most that long."""
         with self._lock:
+            listening = self._listening.get(channel)
+            new = listening is None
+            if listening is None:
+                listening = self._listening[channel] = threading.Event()
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="perdure-listener", daemon=True
                 )
                 self._thread.start()
-        # Only the first connection is waited for: in a later gap, the reconnect's
+        if new:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"l")  # a running thread LISTENs on it at once
+        # Only the first LISTEN is waited for: in a later gap, the reconnect's
         # wake_all() covers whoever subscribed meanwhile.
-        if wait <= 0 or self._first_connect.is_set() or self._stop.is_set():
+        if wait <= 0 or listening.is_set() or self._stop.is_set():
             return
-        if not self._first_connect.wait(wait):
+        if not listening.wait(wait):
             self._missed = True  # this subscriber reads without LISTEN in place
-            if self._first_connect.is_set():  # ... and the connect raced the flag
+            if listening.is_set():  # ... and the LISTEN raced the flag
                 self._notifier.wake_all()
 
     @property
@@ -130,7 +147,6 @@ class Listener:
             delay = self._min_backoff
             self._conn = conn
             self.connected.set()
-            self._first_connect.set()
             if self._missed:
                 self._missed = False
                 self._notifier.wake_all()
@@ -158,15 +174,25 @@ class Listener:
             keepalives_count=3,
         )
         try:
-            conn.execute(f"LISTEN {CHANNEL}")
+            self._listen_all(conn, set())
         except BaseException:
             conn.close()
             raise
         return conn
 
+    def _listen_all(self, conn: psycopg.Connection[Any], done: set[str]) -> None:
+        """LISTEN on every channel asked for and not in ``done`` (updated)."""
+        with self._lock:
+            wanted = [(c, e) for c, e in self._listening.items() if c not in done]
+        for channel, listening in wanted:
+            conn.execute(f"LISTEN {channel}")
+            done.add(channel)
+            listening.set()
+
     def _pump(self, conn: psycopg.Connection[Any]) -> None:
         """Deliver notifications until stopped (returns) or the connection fails
         (raises)."""
+        listened = set(self._listening_now())
         with selectors.DefaultSelector() as sel:
             sel.register(conn.fileno(), selectors.EVENT_READ, "pg")
             sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -176,10 +202,18 @@ class Listener:
                     return
                 if not ready:
                     conn.execute("SELECT 1")  # notifications received meanwhile are kept
+                if any(key.data == "wake" for key, _ in ready):
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_r.recv(4096)
+                    self._listen_all(conn, listened)  # a channel asked for meanwhile
                 for note in conn.notifies(timeout=0):
                     self._notifier.publish(note.payload)
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("listener connection closed")
+
+    def _listening_now(self) -> list[str]:
+        with self._lock:
+            return [c for c, e in self._listening.items() if e.is_set()]
 
     def _backoff(self, delay: float) -> None:
         """Wait ``delay`` give or take 25% (so many processes do not reconnect in
@@ -201,7 +235,7 @@ class PgNotifier:
     def subscribe(self, key: str) -> LocalSubscription:
         sub = self.local.subscribe(key)
         if self.listener is not None:
-            self.listener.start(wait=self.first_wait)
+            self.listener.start(wait=self.first_wait, channel=channel_of(key))
         return sub
 
     def publish(self, key: str) -> None:
@@ -209,8 +243,8 @@ class PgNotifier:
 
     def watch(self, prefix: str, fn: Callable[[str], None]) -> Callable[[], None]:
         unwatch = self.local.watch(prefix, fn)
-        if self.listener is not None:
-            self.listener.start()  # no wait: a watcher only ever saves work
+        if self.listener is not None:  # no wait: a watcher only ever saves work
+            self.listener.start(channel=channel_of(prefix))
         return unwatch
 
     def wake_all(self) -> None:
