@@ -43,6 +43,27 @@ def test_wal_and_migration_table(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_every_connection_checkpoints_the_wal_every_64_mib(tmp_path: Path) -> None:
+    """Each thread's connection: a wider checkpoint window than SQLite's 4 MiB, and
+    the WAL truncated back to it afterwards (``_connection.py`` says why)."""
+    world = SqliteWorld(f"sqlite:///{tmp_path}/p.db")
+    try:
+        settings: list[tuple[int, int]] = []
+
+        def read() -> None:
+            conn = world._conn()
+            settings.append((conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+                             conn.execute("PRAGMA journal_size_limit").fetchone()[0]))
+
+        read()
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        assert settings == [(16384, 64 * 1024 * 1024)] * 2
+    finally:
+        world.close()
+
+
 def test_close_closes_every_thread_connection(tmp_path: Path) -> None:
     world = SqliteWorld(f"sqlite:///{tmp_path}/p.db")
     world.migrate()

@@ -26,6 +26,7 @@ from .._sqlfile import load_migrations, load_queries
 PACKAGE = "perdure.backends.sqlite"
 Q: dict[str, str] = load_queries(PACKAGE)
 BUSY_TIMEOUT_S = 10.0
+WAL_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 
 Params = Mapping[str, Any]
 
@@ -104,6 +105,13 @@ class SqliteBase:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         _set_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint every 64 MiB of WAL, not every 4 MiB (SQLite's default): the hot
+        # pages (the run's row, the queue, the index pages) are rewritten by every
+        # step, and a wider window copies each of them once instead of many times
+        # (seq-50 12.5 -> 9.9 ms, a 1 MiB 5-step stream pipeline 40 -> 16 ms).
+        # journal_size_limit truncates the WAL file back to that size afterwards.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_PAGES * 4096}")
         with self._lock:
             if self._closed:  # closed while this one was opening
                 conn.close()
