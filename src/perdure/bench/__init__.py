@@ -29,6 +29,7 @@ from ._measure import (
     machine,
     perdure_revision,
     postgres_settings,
+    settle,
     with_database,
 )
 from ._report import Report
@@ -100,6 +101,8 @@ def run(options: BenchOptions, progress: Callable[[str], None] = _echo) -> Repor
                 sides.append(PerdureSide(url, plan))
             for shape in shapes:
                 for side in sides:
+                    if pg_url is not None:
+                        settle(pg_url)
                     result = side.measure(shape)
                     progress(progress_line(result))
                     results.append(result)
