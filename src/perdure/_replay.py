@@ -68,7 +68,8 @@ class WorkflowInstance:
         self.terminal = False      # the log holds the run's terminal event
         self.outcome: tuple[str, Any] | None = None  # ("completed", value) | ("failed", exc)
         self.fatal: Exception | None = None
-        self._rng = _random.Random()
+        self._seed = 0
+        self._rng: _random.Random | None = None  # made at the first random(): 12 us a run
         self._counter = 0
         self._recorded: dict[str, Event] = {}
         self._issued: dict[str, tuple[str, str]] = {}  # cid -> (kind, name)
@@ -178,7 +179,8 @@ class WorkflowInstance:
     def _begin(self, now: float, seed: int) -> None:
         self.started = True
         self.perdure_now = now
-        self._rng.seed(seed)
+        self._seed = seed
+        self._rng = None
         try:
             coro = self.workflow.fn(*self.args)
         except Exception as exc:  # noqa: BLE001 - wrong arguments fail the run
@@ -307,10 +309,17 @@ class WorkflowInstance:
         return self.perdure_now
 
     def random(self) -> float:
-        return self._rng.random()
+        return self._random().random()
 
     def randbits(self, bits: int) -> int:
-        return self._rng.getrandbits(bits)
+        return self._random().getrandbits(bits)
+
+    def _random(self) -> _random.Random:
+        """The run's generator, seeded with its recorded seed: made on first use, as
+        most workflows never ask for a random number."""
+        if self._rng is None:
+            self._rng = _random.Random(self._seed)
+        return self._rng
 
     def webhook_url(self, token: str) -> str:
         return f"{self.webhook_base}/webhooks/{token}"
