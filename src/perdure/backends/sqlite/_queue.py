@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ...world import Event, Job, JobKind, NewJob
 from . import _convert
 from ._connection import Q, SqliteBase
+from ._reads import read_events
 
 
 def insert_jobs(
@@ -95,9 +96,7 @@ class JobQueue(SqliteBase):
         jobs = self.claim(worker_id, limit=limit, lease_seconds=lease_seconds)
         logs: dict[str, list[Event]] = {}
         for run_id in dict.fromkeys(j.run_id for j in jobs if j.kind == "workflow"):
-            params = {"run_id": run_id, "after_seq": 0, "limit": max(0, log_limit),
-                      "types": None}
-            if log := [_convert.event(row) for row in self._rows("list_events", params)]:
+            if log := read_events(self, run_id, limit=max(0, log_limit)):
                 logs[run_id] = log
         return jobs, logs
 

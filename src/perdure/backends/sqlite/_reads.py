@@ -19,6 +19,18 @@ from ._connection import Params, SqliteBase
 T = TypeVar("T")
 
 
+def read_events(db: SqliteBase, run_id: str, *, after_seq: int = 0, limit: int | None = None,
+                types: Sequence[str] | None = None) -> list[Event]:
+    """``list_events``' read, also for the logs a claim brings (``JobQueue``)."""
+    params = {
+        "run_id": run_id,
+        "after_seq": after_seq,
+        "limit": -1 if limit is None else limit,  # SQLite: a negative LIMIT is none
+        "types": None if types is None else json.dumps(list(types)),
+    }
+    return [_convert.event(row) for row in db._rows("list_events", params)]
+
+
 def _seq_cursor(cursor: str | None) -> int:
     try:
         return 0 if cursor is None else int(cursor)
@@ -96,13 +108,7 @@ class Reads(SqliteBase):
         limit: int | None = None,
         types: Sequence[str] | None = None,
     ) -> list[Event]:
-        params = {
-            "run_id": run_id,
-            "after_seq": after_seq,
-            "limit": -1 if limit is None else limit,  # SQLite: a negative LIMIT is none
-            "types": None if types is None else json.dumps(list(types)),
-        }
-        return [_convert.event(row) for row in self._rows("list_events", params)]
+        return read_events(self, run_id, after_seq=after_seq, limit=limit, types=types)
 
     def list_steps(
         self, run_id: str, *, status: str | None = None, limit: int = 1000,
