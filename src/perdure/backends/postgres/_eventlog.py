@@ -178,10 +178,8 @@ class EventLog(PostgresBase):
         return _convert.run(row[2:]), created
 
     def create_runs(self, requests: Sequence[CreateRequest]) -> list[tuple[RunRecord, bool]]:
-        if len(requests) <= 1:
-            return [self.create_run(r.workflow_name, r.input_json, run_id=r.run_id,
-                                    idempotency_key=r.idempotency_key, created_at=r.created_at)
-                    for r in requests]
+        if not requests:
+            return []
         params = (text_array([r.workflow_name for r in requests]),
                   [r.input_json for r in requests],
                   text_array([r.run_id for r in requests]),
@@ -270,11 +268,8 @@ class EventLog(PostgresBase):
         return self._appended(run_id, events, jobs, row)
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
-        if len(requests) <= 1:
-            return [self.append(r.run_id, r.events, expected_seq=r.expected_seq,
-                                expected_result_seq=r.expected_result_seq, jobs=r.jobs,
-                                ack=r.ack, consumed=r.consumed, close_streams=r.close_streams)
-                    for r in requests]
+        if not requests:
+            return []
         rows = self._db.all("append_many", append_many_params(requests),
                             retry=Retry.IF_NOT_RUN)
         return [self._appended(r.run_id, r.events, r.jobs, row)
