@@ -46,7 +46,7 @@ class _Item(Generic[R, T]):
         self.state = _QUEUED
         self.value: T | None = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done: threading.Event | None = None  # set up when it queues: a lone write never waits
 
 
 class Batcher(Generic[R, T]):
@@ -75,8 +75,9 @@ class Batcher(Generic[R, T]):
             if lead:
                 self._inflight += 1
             else:
+                item.done = threading.Event()
                 self._queue.append(item)
-        if not lead:
+        if item.done is not None:
             item.done.wait()
             if item.state == _ALONE:
                 return self._write_one(request)
@@ -114,6 +115,7 @@ class Batcher(Generic[R, T]):
             for i, value in zip(ordered, values, strict=True):
                 i.value, i.state = value, _DONE
         for i in batch[1:]:
+            assert i.done is not None  # every item but the leader's own was queued
             i.done.set()
 
     def _hand_over(self) -> None:
@@ -123,7 +125,7 @@ class Batcher(Generic[R, T]):
                 self._inflight -= 1
             else:
                 nxt.state = _LEAD
-        if nxt is not None:
+        if nxt is not None and nxt.done is not None:
             nxt.done.set()
 
     @staticmethod
