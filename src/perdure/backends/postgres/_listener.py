@@ -13,9 +13,9 @@ tables. So the listener's one job is to stay connected:
 - the thread waits on that connection's socket (and a wake-up socket, so
   ``close()`` is immediate) and publishes each payload to a ``LocalNotifier``;
 - an idle connection is pinged now and then, so a silent network drop is noticed;
-- the first subscription of a channel waits (briefly, bounded) until its LISTEN is in place, so a
-  reader that subscribes, then queries, then waits cannot miss a write made
-  between its query and the LISTEN;
+- the first subscription of a channel waits (briefly, bounded) until its LISTEN
+  is in place, so a reader that subscribes, then queries, then waits cannot miss
+  a write made between its query and the LISTEN;
 - any error or end of connection: reconnect with exponential backoff (50 ms
   doubling to 2 s, with jitter), LISTEN again, then ``wake_all()``, since
   notifications may have been missed in the gap (likewise after a first connect
@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "perdure"           # jobs, stream:<run>:<name>
 RUN_CHANNEL = "perdure_runs"  # run:<id>: a run ended (migration 0010)
+APPLICATION_NAME = "perdure-listener"
 
 
 def channel_of(key: str) -> str:
     """The channel that carries wake-ups of ``key`` (or of keys with this prefix)."""
     return RUN_CHANNEL if key.startswith("run:") else CHANNEL
-APPLICATION_NAME = "perdure-listener"
 
 
 class Listener:
@@ -132,8 +132,9 @@ class Listener:
         delay = self._min_backoff
         first = True
         while not self._stop.is_set():
+            listened: set[str] = set()  # the channels LISTENed on this connection
             try:
-                conn = self._connect()
+                conn = self._connect(listened)
             except Exception as exc:  # noqa: BLE001 - any failure: back off, try again
                 log.warning("perdure listener cannot connect: %s", exc)
                 self._backoff(delay)
@@ -151,7 +152,7 @@ class Listener:
                 self._missed = False
                 self._notifier.wake_all()
             try:
-                self._pump(conn)
+                self._pump(conn, listened)
             except Exception as exc:  # noqa: BLE001 - the connection is gone: reconnect
                 if not self._stop.is_set():
                     log.warning("perdure listener lost its connection: %s", exc)
@@ -162,7 +163,7 @@ class Listener:
             self._backoff(delay)
         log.debug("perdure listener stopped")
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, listened: set[str]) -> psycopg.Connection[Any]:
         conn = psycopg.connect(
             self.url,
             autocommit=True,
@@ -174,7 +175,7 @@ class Listener:
             keepalives_count=3,
         )
         try:
-            self._listen_all(conn, set())
+            self._listen_all(conn, listened)
         except BaseException:
             conn.close()
             raise
@@ -189,10 +190,9 @@ class Listener:
             done.add(channel)
             listening.set()
 
-    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+    def _pump(self, conn: psycopg.Connection[Any], listened: set[str]) -> None:
         """Deliver notifications until stopped (returns) or the connection fails
-        (raises)."""
-        listened = set(self._listening_now())
+        (raises); LISTEN on channels asked for meanwhile (``listened`` is updated)."""
         with selectors.DefaultSelector() as sel:
             sel.register(conn.fileno(), selectors.EVENT_READ, "pg")
             sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -210,10 +210,6 @@ class Listener:
                     self._notifier.publish(note.payload)
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("listener connection closed")
-
-    def _listening_now(self) -> list[str]:
-        with self._lock:
-            return [c for c, e in self._listening.items() if e.is_set()]
 
     def _backoff(self, delay: float) -> None:
         """Wait ``delay`` give or take 25% (so many processes do not reconnect in
