@@ -63,3 +63,43 @@ def test_write_path_functions_plan_once_and_never_seq_scan(
     for name, config in rows:
         assert set(config or []) >= {"plan_cache_mode=force_generic_plan",
                                      "enable_seqscan=off"}, name
+
+
+
+def _jobs_index_reads(conn: psycopg.Connection[Any]) -> int:
+    """Job rows fetched through an index in this session's open transaction."""
+    row = conn.execute(
+        "SELECT idx_tup_fetch FROM pg_stat_xact_user_tables"
+        " WHERE schemaname = 'perdure' AND relname = 'jobs'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_empty(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
+) -> None:
+    # What the workers' own vacuum records after a burst: one live job in many
+    # pages. The planner then expects one job however long the queue grows, and
+    # 0002's claim read the queue for every candidate (4 million rows to claim 10
+    # of 2,000 here); its held-back check read every due job on each ack.
+    admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                  " SELECT 'step', 'old' || g, 1e12, 0 FROM generate_series(1, 3000) g")
+    admin.execute("DELETE FROM perdure.jobs WHERE run_id <> 'old3000'")
+    admin.execute("VACUUM perdure.jobs")
+    with psycopg.connect(pg_url) as conn:  # one session: its plans persist
+        with conn.transaction():  # plans made now, on the statistics above
+            conn.execute("SELECT * FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")
+            conn.execute("SELECT perdure._ack('{}'::bigint[], 'w', perdure.clock())")
+        admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                      " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
+        with conn.transaction():
+            claimed = [row[0] for row in conn.execute(
+                "SELECT id FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")]
+            claim_reads = _jobs_index_reads(conn)
+            conn.execute("SELECT perdure._ack(%s::bigint[], 'w', perdure.clock())", (claimed,))
+            ack_reads = _jobs_index_reads(conn) - claim_reads
+    assert len(claimed) == 10
+    assert claim_reads <= 4 * len(claimed), f"{claim_reads} job rows read to claim 10"
+    assert ack_reads <= 4 * len(claimed), f"{ack_reads} job rows read to ack 10"
+    left = admin.execute("SELECT count(*) FROM perdure.jobs WHERE id = ANY (%s)", (claimed,))
+    assert left.fetchone() == (0,)
