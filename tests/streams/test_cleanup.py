@@ -43,11 +43,10 @@ def pg_sessions(url: str) -> list[tuple[str, str]]:
 
 
 def busy_pool_connections(engine: Engine) -> int:
-    """Connections the engine's pool has handed out and not had back."""
+    """Connections the engine has lent out and not had back."""
     if not isinstance(engine.world, PostgresWorld):
         return 0
-    stats = engine.world._db.pool.get_stats()
-    return stats.get("pool_size", 0) - stats.get("pool_available", 0)
+    return engine.world._db.lent()
 
 
 @dataclass

@@ -102,7 +102,10 @@ def _measure(engine: Engine, system: str, shape: Shape, plan: Plan,
 
 def _flush(engine: Engine) -> int:
     """Make the engine's idle pooled connections flush their statistics."""
-    pool: Any = getattr(getattr(engine.world, "_db", None), "pool", None)
+    db: Any = getattr(engine.world, "_db", None)
+    pool: Any = getattr(db, "pool", None)
+    if hasattr(db, "cool"):
+        db.cool()  # the connections it keeps hot go back to the pool, to be touched too
     if pool is None:  # another pool layout: wait out Postgres' idle flush delay
         time.sleep(10.5)
         return 0

@@ -7,8 +7,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 
 from perdure.backends.postgres import PostgresWorld
+from perdure.backends.postgres._db import Retry
+from perdure.testing import wait_for
 from perdure.world import NewEvent, NewJob, uuid7
 
 from ._support import backends
@@ -76,3 +79,44 @@ def test_killed_connections_under_concurrent_use(
         assert not errors
         for run_id in run_ids:
             assert [e.seq for e in world.list_events(run_id)] == list(range(1, 7))
+
+
+def _backend(world: PostgresWorld) -> int:
+    return world._db.call(lambda conn: conn.info.backend_pid, retry=Retry.ALWAYS)
+
+
+def test_one_caller_after_another_gets_the_same_backend(
+    pg_url: str, admin: psycopg.Connection[Any]
+) -> None:
+    # The pool alone lends its idle connections in turn: each call of a
+    # sequential chain went to the next backend, whose caches were cold.
+    with PostgresWorld(pg_url, listen=False, max_connections=4) as world:
+        _warm(world, 4)
+        assert len(backends(admin, "perdure")) == 4
+        used = {_backend(world) for _ in range(20)}
+        assert len(used) == 1
+        assert world._db.lent() == 0
+
+
+def test_a_connection_given_back_in_a_transaction_is_not_lent_again_as_is(
+    pg_url: str,
+) -> None:
+    with PostgresWorld(pg_url, listen=False, max_connections=2) as world:
+        conn = world._db.getconn()
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1")
+        world._db.putconn(conn)  # the pool rolls it back before lending it again
+        again = world._db.getconn()
+        assert again.info.transaction_status == TransactionStatus.IDLE
+        world._db.putconn(again)
+        wait_for(lambda: world._db.lent() == 0, what="both borrows given back")
+
+
+def test_closing_ends_the_sessions_kept_hot(
+    pg_url: str, admin: psycopg.Connection[Any]
+) -> None:
+    world = PostgresWorld(pg_url, listen=False, max_connections=4)
+    _warm(world, 2)
+    _backend(world)
+    world.close()
+    wait_for(lambda: backends(admin, "perdure") == [], what="every session ended")

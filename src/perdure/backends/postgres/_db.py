@@ -22,11 +22,13 @@ from __future__ import annotations
 import enum
 import logging
 import select
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import (
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NEVER_AUTO_PREPARE = 2**31 - 1
+HOT_CONNECTIONS = 2  # idle connections handed out again before the pool's (newest first)
 Conn = psycopg.Connection[Any]
 
 
@@ -136,12 +139,25 @@ class Database:
         self.pool.open(wait=False)
         self._cursors: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[Any]] = (
             weakref.WeakKeyDictionary())
+        self._hot: list[Conn] = []  # idle, kept out of the pool; the newest last
+        self._hot_lock = threading.Lock()
 
     def close(self) -> None:
+        self.cool()
         self.pool.close()
 
     # -- borrowing -----------------------------------------------------------------
+    # psycopg_pool hands out its idle connections in turn (first in, first out), so
+    # a sequential step went to a different backend each time, each with its own
+    # caches to warm. The last connections given back are kept here and handed out
+    # first, newest first: the hot path stays on one or two backends.
     def getconn(self) -> Conn:
+        with self._hot_lock:
+            conn = self._hot.pop() if self._hot else None
+        if conn is not None:
+            if _alive(conn):
+                return conn
+            self.pool.putconn(conn)
         for _ in range(self.max_size + 1):
             conn = self.pool.getconn()
             if _alive(conn):
@@ -174,6 +190,27 @@ class Database:
                 raise
             raise mapped from exc
         finally:
+            self.putconn(conn)
+
+    def putconn(self, conn: Conn) -> None:
+        if not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE:
+            with self._hot_lock:
+                if len(self._hot) < HOT_CONNECTIONS:
+                    self._hot.append(conn)
+                    return
+        self.pool.putconn(conn)  # the pool rolls back, checks, or discards it
+
+    def lent(self) -> int:
+        """Connections out with callers now (not the idle ones kept hot)."""
+        stats = self.pool.get_stats()
+        with self._hot_lock:
+            return stats.get("pool_size", 0) - stats.get("pool_available", 0) - len(self._hot)
+
+    def cool(self) -> None:
+        """Give the kept idle connections back to the pool (which then sees all)."""
+        with self._hot_lock:
+            hot, self._hot = self._hot, []
+        for conn in hot:
             self.pool.putconn(conn)
 
     # -- one named query -----------------------------------------------------------
