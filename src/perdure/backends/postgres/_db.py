@@ -193,7 +193,8 @@ class Database:
             self.putconn(conn)
 
     def putconn(self, conn: Conn) -> None:
-        if not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE:
+        # pgconn's status is a plain int; conn.info builds an object and an enum.
+        if not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
             with self._hot_lock:
                 if len(self._hot) < HOT_CONNECTIONS:
                     self._hot.append(conn)
