@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._batcher import append_batcher
@@ -98,7 +98,7 @@ class _Pending:
 
     event: NewEvent
     job_id: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None  # made when it queues: the committer's own never waits
     lead: bool = False  # woken to take over as the run's committer
 
 
@@ -283,7 +283,10 @@ class Advancer:
             lead = run_id not in self._leaders
             if lead:
                 self._leaders.add(run_id)
+            else:
+                item.done = threading.Event()
         if not lead:
+            assert item.done is not None
             item.done.wait()
             if not item.lead:
                 return []
@@ -302,12 +305,14 @@ class Advancer:
                     local += self._commit_outcomes(run_id, [(i.event, i.job_id) for i in items])
                 finally:
                     for i in items:
-                        i.done.set()
+                        if i.done is not None:
+                            i.done.set()
         except BaseException:
             with self._inbox_guard:  # hand the outcomes that arrived meanwhile on
                 waiting = self._inbox.get(run_id)
-                if waiting:
+                if waiting:  # queued behind this leader: it has its Event
                     waiting[0].lead = True
+                    assert waiting[0].done is not None
                     waiting[0].done.set()
                 else:
                     self._leaders.discard(run_id)
