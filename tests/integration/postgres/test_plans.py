@@ -19,7 +19,7 @@ pytestmark = pytest.mark.postgres
 
 WRITE_PATH = ("append_events", "_insert_jobs", "_wake_held_back", "_ack", "_stream_append",
               "_close_streams", "_create_run", "create_run", "claim_jobs", "release_jobs",
-              "write_chunks", "close_stream")
+              "write_chunks", "close_stream", "_unclaimed_continuation")
 
 
 def _jobs_seq_scans(conn: psycopg.Connection[Any]) -> int:
@@ -75,17 +75,21 @@ def _jobs_index_reads(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_empty(
-    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
-) -> None:
-    # What the workers' own vacuum records after a burst: one live job in many
-    # pages. The planner then expects one job however long the queue grows, and
-    # 0002's claim read the queue for every candidate (4 million rows to claim 10
-    # of 2,000 here); its held-back check read every due job on each ack.
+def _statistics_of_a_drained_queue(admin: psycopg.Connection[Any]) -> None:
+    """What the workers' own vacuum records after a burst: one live job in many
+    pages. The planner then expects one job however long the queue grows."""
     admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
                   " SELECT 'step', 'old' || g, 1e12, 0 FROM generate_series(1, 3000) g")
     admin.execute("DELETE FROM perdure.jobs WHERE run_id <> 'old3000'")
     admin.execute("VACUUM perdure.jobs")
+
+
+def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_empty(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
+) -> None:
+    # 0002's claim read the queue for every candidate (4 million rows to claim 10
+    # of 2,000 here); its held-back check read every due job on each ack.
+    _statistics_of_a_drained_queue(admin)
     with psycopg.connect(pg_url) as conn:  # one session: its plans persist
         with conn.transaction():  # plans made now, on the statistics above
             conn.execute("SELECT * FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")
@@ -103,3 +107,34 @@ def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_e
     assert ack_reads <= 4 * len(claimed), f"{ack_reads} job rows read to ack 10"
     left = admin.execute("SELECT count(*) FROM perdure.jobs WHERE id = ANY (%s)", (claimed,))
     assert left.fetchone() == (0,)
+
+
+def test_release_reads_its_jobs_not_the_queue_when_statistics_say_it_is_empty(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
+) -> None:
+    # A worker's shutdown releases what it holds. 0002 looked for each run's
+    # unclaimed continuation in a way that could scan every due job (20,075 rows
+    # read to release 10 of a 2,000-job queue).
+    _statistics_of_a_drained_queue(admin)
+    with psycopg.connect(pg_url) as conn:
+        with conn.transaction():  # planned now, on the statistics above
+            conn.execute("SELECT perdure.release_jobs('w', '{}'::bigint[])")
+        admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                      " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
+        held = [row[0] for row in admin.execute(
+            "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
+            " created_at) SELECT 'workflow', 'held' || g, 0, 'w', 1e12, 0"
+            " FROM generate_series(1, 10) g RETURNING id")]
+        folded = admin.execute(  # one held run already has an unclaimed continuation
+            "INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+            " VALUES ('workflow', 'held1', 1e12, 0) RETURNING id").fetchone()
+        assert folded is not None
+        with conn.transaction():
+            conn.execute("SELECT perdure.release_jobs('w', %s::bigint[])", (held,))
+            reads = _jobs_index_reads(conn)
+    assert reads <= 4 * len(held), f"{reads} job rows read to release {len(held)}"
+    rows = admin.execute("SELECT id, run_id, claimed_by, due_at FROM perdure.jobs"
+                         " WHERE run_id LIKE 'held%%' ORDER BY run_id").fetchall()
+    assert len(rows) == 10 and all(claimed is None for _, _, claimed, _ in rows)
+    # held1's released job folded into its continuation, now due
+    assert [(i, due < 1e12) for i, run, _, due in rows if run == "held1"] == [(folded[0], True)]
