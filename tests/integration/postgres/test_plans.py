@@ -96,6 +96,10 @@ def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_e
             conn.execute("SELECT perdure._ack('{}'::bigint[], 'w', perdure.clock())")
         admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
                       " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
+        admin.execute(  # other workers' live leases, on other runs
+            "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
+            " created_at) SELECT 'workflow', 'busy' || g, 0, 'other', 1e12, 0"
+            " FROM generate_series(1, 500) g")
         with conn.transaction():
             claimed = [row[0] for row in conn.execute(
                 "SELECT id FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")]
@@ -121,6 +125,10 @@ def test_release_reads_its_jobs_not_the_queue_when_statistics_say_it_is_empty(
             conn.execute("SELECT perdure.release_jobs('w', '{}'::bigint[])")
         admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
                       " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
+        admin.execute(  # other workers' live leases, on other runs
+            "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
+            " created_at) SELECT 'workflow', 'busy' || g, 0, 'other', 1e12, 0"
+            " FROM generate_series(1, 500) g")
         held = [row[0] for row in admin.execute(
             "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
             " created_at) SELECT 'workflow', 'held' || g, 0, 'w', 1e12, 0"

@@ -19,8 +19,11 @@
 -- Now the claim reads the queue only in due order (the two locking SELECTs, as
 -- before), takes its candidates' run ids, kinds and due times along in arrays, works
 -- out which to hand out over those arrays, and updates them by id (the primary key
--- is the only index an `id = ANY` UPDATE can use). The held-back check tests
--- claimed_by and due_at on the rows the run's index finds, instead of in its WHERE.
+-- is the only index an `id = ANY` UPDATE can use). Where a statement looks at a
+-- run's other jobs (the claim's live-lease check, the held-back check), it finds
+-- them by jobs_run and tests claimed_by, leases and due times on those rows, in a
+-- subquery the planner cannot merge (OFFSET 0), not in its WHERE: the lease check
+-- read every live-leased job of every worker once per candidate.
 --
 -- Semantics are 0002's: the check against another live workflow job of the run is
 -- still made in a statement that starts after the run's advisory lock is taken.
@@ -63,9 +66,11 @@ BEGIN
             SELECT j.id, j.kind, j.run_id, j.due_at FROM perdure.jobs j
             WHERE j.claimed_by IS NULL AND j.due_at <= v_now AND j.kind = ANY (p_kinds)
               AND NOT (j.kind = 'workflow' AND EXISTS (
-                  SELECT 1 FROM perdure.jobs o
-                  WHERE o.run_id = j.run_id AND o.kind = 'workflow' AND o.id <> j.id
-                    AND o.claimed_by IS NOT NULL AND o.lease_expires_at > v_now))
+                  SELECT 1 FROM (
+                      SELECT o.id, o.claimed_by, o.lease_expires_at FROM perdure.jobs o
+                      WHERE o.run_id = j.run_id AND o.kind = 'workflow' OFFSET 0) o
+                  WHERE o.id <> j.id AND o.claimed_by IS NOT NULL
+                    AND o.lease_expires_at > v_now))
             ORDER BY j.due_at, j.id
             LIMIT p_limit - cardinality(v_ids)
             FOR UPDATE SKIP LOCKED) c;
@@ -94,9 +99,11 @@ BEGIN
     WHERE cand.kind <> 'workflow' OR (
         cand.nth = 1 AND cand.run_id = ANY (v_runs)
         AND NOT EXISTS (
-            SELECT 1 FROM perdure.jobs o
-            WHERE o.run_id = cand.run_id AND o.kind = 'workflow' AND o.id <> cand.id
-              AND o.claimed_by IS NOT NULL AND o.lease_expires_at > v_now));
+            SELECT 1 FROM (
+                SELECT o.id, o.claimed_by, o.lease_expires_at FROM perdure.jobs o
+                WHERE o.run_id = cand.run_id AND o.kind = 'workflow' OFFSET 0) o
+            WHERE o.id <> cand.id AND o.claimed_by IS NOT NULL
+              AND o.lease_expires_at > v_now));
 
     RETURN QUERY
     WITH claimed AS (
@@ -127,6 +134,29 @@ BEGIN
                    WHERE j.run_id = ANY (p_runs) AND j.kind = 'workflow' OFFSET 0) w
                WHERE w.claimed_by IS NULL AND w.due_at <= p_now) THEN
         PERFORM pg_notify('perdure', 'jobs');
+    END IF;
+END
+$$;
+
+-- World.ack: delete jobs, only those claimed by p_worker. `claimed_by = p_worker`
+-- implied jobs_claimed_lease's predicate and made a scan of every worker's leased
+-- jobs a candidate path; IS NOT DISTINCT FROM (p_worker is never NULL) implies
+-- nothing, so the primary key finds the jobs.
+CREATE OR REPLACE FUNCTION perdure._ack(p_ids bigint[], p_worker text, p_now float8)
+    RETURNS void LANGUAGE plpgsql
+    SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+AS $$
+DECLARE
+    v_runs text[];
+BEGIN
+    WITH d AS (
+        DELETE FROM perdure.jobs
+        WHERE id = ANY (p_ids) AND claimed_by IS NOT DISTINCT FROM p_worker
+        RETURNING kind, run_id
+    )
+    SELECT array_agg(d.run_id) FILTER (WHERE d.kind = 'workflow') INTO v_runs FROM d;
+    IF v_runs IS NOT NULL THEN
+        PERFORM perdure._wake_held_back(v_runs, p_now);
     END IF;
 END
 $$;

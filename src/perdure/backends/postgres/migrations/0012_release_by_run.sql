@@ -2,8 +2,9 @@
 -- held-back check since 0011 (see there why). Its UPDATE `WHERE run_id = ... AND
 -- kind = 'workflow' AND claimed_by IS NULL` let the planner, on statistics that
 -- show a near-empty queue, scan all of jobs_unclaimed_due instead: releasing 10
--- jobs (a worker's shutdown) read 20,075 rows of a 2,000-job queue. The rest is
--- 0002's body, with 0006's settings.
+-- jobs (a worker's shutdown) read 20,075 rows of a 2,000-job queue. Its jobs are
+-- picked by id with `claimed_by IS NOT DISTINCT FROM p_worker`, as 0011's _ack. The
+-- rest is 0002's body, with 0006's settings.
 
 -- The unclaimed workflow job of a run (at most one: jobs_workflow_unclaimed), found
 -- among the run's jobs by jobs_run; claimed_by is tested on them, not in the WHERE.
@@ -28,7 +29,7 @@ DECLARE
 BEGIN
     FOR v_job IN
         SELECT j.id, j.kind, j.run_id FROM perdure.jobs j
-        WHERE j.id = ANY (p_ids) AND j.claimed_by = p_worker
+        WHERE j.id = ANY (p_ids) AND j.claimed_by IS NOT DISTINCT FROM p_worker  -- see 0011's _ack
         ORDER BY j.id FOR UPDATE
     LOOP
         IF v_job.kind = 'workflow' THEN
