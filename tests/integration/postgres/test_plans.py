@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from perdure.backends.postgres import PostgresWorld
 
@@ -22,13 +23,24 @@ WRITE_PATH = ("append_events", "_insert_jobs", "_wake_held_back", "_ack", "_stre
               "write_chunks", "close_stream", "_unclaimed_continuation")
 
 
-def _jobs_seq_scans(conn: psycopg.Connection[Any]) -> int:
-    """Sequential scans of perdure.jobs in this session's open transaction."""
+def _jobs_stat(conn: psycopg.Connection[Any], counter: str) -> int:
+    """A counter of ``pg_stat_xact_user_tables`` for perdure.jobs: what this
+    session's open transaction did to the table."""
     row = conn.execute(
-        "SELECT seq_scan FROM pg_stat_xact_user_tables"
-        " WHERE schemaname = 'perdure' AND relname = 'jobs'").fetchone()
+        sql.SQL("SELECT {} FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = 'perdure' AND relname = 'jobs'").format(
+            sql.Identifier(counter))).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _jobs_seq_scans(conn: psycopg.Connection[Any]) -> int:
+    return _jobs_stat(conn, "seq_scan")
+
+
+def _jobs_index_reads(conn: psycopg.Connection[Any]) -> int:
+    """Job rows fetched through an index."""
+    return _jobs_stat(conn, "idx_tup_fetch")
 
 
 def test_an_ack_planned_on_an_empty_queue_uses_the_index_when_it_has_grown(
@@ -66,15 +78,6 @@ def test_write_path_functions_plan_once_and_never_seq_scan(
 
 
 
-def _jobs_index_reads(conn: psycopg.Connection[Any]) -> int:
-    """Job rows fetched through an index in this session's open transaction."""
-    row = conn.execute(
-        "SELECT idx_tup_fetch FROM pg_stat_xact_user_tables"
-        " WHERE schemaname = 'perdure' AND relname = 'jobs'").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _statistics_of_a_drained_queue(admin: psycopg.Connection[Any]) -> None:
     """What the workers' own vacuum records after a burst: one live job in many
     pages. The planner then expects one job however long the queue grows."""
@@ -82,6 +85,15 @@ def _statistics_of_a_drained_queue(admin: psycopg.Connection[Any]) -> None:
                   " SELECT 'step', 'old' || g, 1e12, 0 FROM generate_series(1, 3000) g")
     admin.execute("DELETE FROM perdure.jobs WHERE run_id <> 'old3000'")
     admin.execute("VACUUM perdure.jobs")
+
+
+def _a_busy_queue(admin: psycopg.Connection[Any]) -> None:
+    """2,000 jobs due, and 500 other workers' live leases on other runs."""
+    admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                  " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
+    admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by,"
+                  " lease_expires_at, created_at) SELECT 'workflow', 'busy' || g, 0,"
+                  " 'other', 1e12, 0 FROM generate_series(1, 500) g")
 
 
 def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_empty(
@@ -94,12 +106,7 @@ def test_claim_and_ack_read_their_jobs_not_the_queue_when_statistics_say_it_is_e
         with conn.transaction():  # plans made now, on the statistics above
             conn.execute("SELECT * FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")
             conn.execute("SELECT perdure._ack('{}'::bigint[], 'w', perdure.clock())")
-        admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
-                      " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
-        admin.execute(  # other workers' live leases, on other runs
-            "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
-            " created_at) SELECT 'workflow', 'busy' || g, 0, 'other', 1e12, 0"
-            " FROM generate_series(1, 500) g")
+        _a_busy_queue(admin)
         with conn.transaction():
             claimed = [row[0] for row in conn.execute(
                 "SELECT id FROM perdure.claim_jobs('w', 10, 60, '{workflow}')")]
@@ -123,12 +130,7 @@ def test_release_reads_its_jobs_not_the_queue_when_statistics_say_it_is_empty(
     with psycopg.connect(pg_url) as conn:
         with conn.transaction():  # planned now, on the statistics above
             conn.execute("SELECT perdure.release_jobs('w', '{}'::bigint[])")
-        admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
-                      " SELECT 'workflow', 'r' || g, 0, 0 FROM generate_series(1, 2000) g")
-        admin.execute(  # other workers' live leases, on other runs
-            "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
-            " created_at) SELECT 'workflow', 'busy' || g, 0, 'other', 1e12, 0"
-            " FROM generate_series(1, 500) g")
+        _a_busy_queue(admin)
         held = [row[0] for row in admin.execute(
             "INSERT INTO perdure.jobs (kind, run_id, due_at, claimed_by, lease_expires_at,"
             " created_at) SELECT 'workflow', 'held' || g, 0, 'w', 1e12, 0"
