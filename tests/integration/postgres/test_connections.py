@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from perdure.backends.postgres import PostgresWorld
+from perdure.backends.postgres import PostgresWorld, _db
 from perdure.backends.postgres._db import Retry
 from perdure.testing import wait_for
 from perdure.world import NewEvent, NewJob, uuid7
@@ -120,3 +120,15 @@ def test_closing_ends_the_sessions_kept_hot(
     _backend(world)
     world.close()
     wait_for(lambda: backends(admin, "perdure") == [], what="every session ended")
+
+
+def test_a_connection_kept_hot_goes_back_through_the_pool_in_time(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool retires connections at their max_lifetime when they come back to
+    # it; one kept hot for ever would never come back.
+    monkeypatch.setattr(_db, "HOT_SECONDS", 0.0)  # the time is up at once
+    with PostgresWorld(pg_url, listen=False, max_connections=2) as world:
+        _backend(world)
+        assert world._db._hot == []
+        wait_for(lambda: world._db.lent() == 0, what="the connection back in the pool")

@@ -23,6 +23,7 @@ import enum
 import logging
 import select
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 NEVER_AUTO_PREPARE = 2**31 - 1
 HOT_CONNECTIONS = 2  # idle connections handed out again before the pool's (newest first)
+HOT_SECONDS = 60.0  # then one goes back through the pool (its lifetime checks) once
 Conn = psycopg.Connection[Any]
 
 
@@ -140,6 +142,7 @@ class Database:
         self._cursors: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[Any]] = (
             weakref.WeakKeyDictionary())
         self._hot: list[Conn] = []  # idle, kept out of the pool; the newest last
+        self._hot_until: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._hot_lock = threading.Lock()
 
     def close(self) -> None:
@@ -195,10 +198,15 @@ class Database:
     def putconn(self, conn: Conn) -> None:
         # pgconn's status is a plain int; conn.info builds an object and an enum.
         if not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+            now = time.monotonic()
             with self._hot_lock:
-                if len(self._hot) < HOT_CONNECTIONS:
+                # A connection kept hot goes back through the pool now and then, so
+                # the pool still retires it at its max_lifetime.
+                until = self._hot_until.setdefault(conn, now + HOT_SECONDS)
+                if len(self._hot) < HOT_CONNECTIONS and now < until:
                     self._hot.append(conn)
                     return
+                self._hot_until.pop(conn, None)
         self.pool.putconn(conn)  # the pool rolls back, checks, or discards it
 
     def lent(self) -> int:
