@@ -132,3 +132,14 @@ def test_a_connection_kept_hot_goes_back_through_the_pool_in_time(
         _backend(world)
         assert world._db._hot == []
         wait_for(lambda: world._db.lent() == 0, what="the connection back in the pool")
+
+
+def test_a_connection_given_back_after_close_is_closed(pg_url: str) -> None:
+    # A worker thread may finish its call after the world was closed: what it
+    # gives back must not stay open, kept hot for nobody.
+    world = PostgresWorld(pg_url, listen=False, max_connections=2)
+    conn = world._db.getconn()
+    world.close()
+    world._db.putconn(conn)
+    assert world._db._hot == []
+    wait_for(lambda: conn.closed, what="the late connection closed by the pool")

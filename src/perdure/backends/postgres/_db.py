@@ -144,8 +144,11 @@ class Database:
         self._hot: list[Conn] = []  # idle, kept out of the pool; the newest last
         self._hot_until: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._hot_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
+        with self._hot_lock:
+            self._closed = True  # from now on every connection given back goes to the pool
         self.cool()
         self.pool.close()
 
@@ -203,7 +206,7 @@ class Database:
                 # A connection kept hot goes back through the pool now and then, so
                 # the pool still retires it at its max_lifetime.
                 until = self._hot_until.setdefault(conn, now + HOT_SECONDS)
-                if len(self._hot) < HOT_CONNECTIONS and now < until:
+                if len(self._hot) < HOT_CONNECTIONS and now < until and not self._closed:
                     self._hot.append(conn)
                     return
                 self._hot_until.pop(conn, None)
