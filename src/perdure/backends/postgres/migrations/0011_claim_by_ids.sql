@@ -140,8 +140,8 @@ $$;
 
 -- World.ack: delete jobs, only those claimed by p_worker. `claimed_by = p_worker`
 -- implied jobs_claimed_lease's predicate and made a scan of every worker's leased
--- jobs a candidate path; IS NOT DISTINCT FROM (p_worker is never NULL) implies
--- nothing, so the primary key finds the jobs.
+-- jobs a candidate path; IS NOT DISTINCT FROM implies nothing, so the primary key
+-- finds the jobs.
 CREATE OR REPLACE FUNCTION perdure._ack(p_ids bigint[], p_worker text, p_now float8)
     RETURNS void LANGUAGE plpgsql
     SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
@@ -152,6 +152,7 @@ BEGIN
     WITH d AS (
         DELETE FROM perdure.jobs
         WHERE id = ANY (p_ids) AND claimed_by IS NOT DISTINCT FROM p_worker
+          AND p_worker IS NOT NULL  -- as `claimed_by = p_worker`: a NULL worker acks nothing
         RETURNING kind, run_id
     )
     SELECT array_agg(d.run_id) FILTER (WHERE d.kind = 'workflow') INTO v_runs FROM d;

@@ -29,7 +29,8 @@ DECLARE
 BEGIN
     FOR v_job IN
         SELECT j.id, j.kind, j.run_id FROM perdure.jobs j
-        WHERE j.id = ANY (p_ids) AND j.claimed_by IS NOT DISTINCT FROM p_worker  -- see 0011's _ack
+        WHERE j.id = ANY (p_ids) AND j.claimed_by IS NOT DISTINCT FROM p_worker
+          AND p_worker IS NOT NULL  -- see 0011's _ack
         ORDER BY j.id FOR UPDATE
     LOOP
         IF v_job.kind = 'workflow' THEN
