@@ -20,7 +20,7 @@ pytestmark = pytest.mark.postgres
 
 WRITE_PATH = ("append_events", "_insert_jobs", "_wake_held_back", "_ack", "_stream_append",
               "_close_streams", "_create_run", "create_run", "claim_jobs", "release_jobs",
-              "write_chunks", "close_stream", "_unclaimed_continuation")
+              "write_chunks", "close_stream")
 
 
 def _jobs_stat(conn: psycopg.Connection[Any], counter: str) -> int:

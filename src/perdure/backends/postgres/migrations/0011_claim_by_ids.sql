@@ -28,6 +28,18 @@
 -- Semantics are 0002's: the check against another live workflow job of the run is
 -- still made in a statement that starts after the run's advisory lock is taken.
 
+-- A run's workflow jobs, found by jobs_run. Callers test claimed_by, leases and due
+-- times on these rows, not in a WHERE of their own; OFFSET 0 keeps the planner from
+-- merging those tests back (see above). SQL, STABLE and without settings, so it is
+-- inlined into its callers and planned with their settings.
+CREATE FUNCTION perdure._workflow_jobs(p_run_id text)
+    RETURNS TABLE (id bigint, claimed_by text, lease_expires_at float8, due_at float8)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT j.id, j.claimed_by, j.lease_expires_at, j.due_at FROM perdure.jobs j
+    WHERE j.run_id = p_run_id AND j.kind = 'workflow' OFFSET 0
+$$;
+
 CREATE OR REPLACE FUNCTION perdure.claim_jobs(p_worker text, p_limit integer,
                                               p_lease float8, p_kinds text[])
     RETURNS TABLE (id bigint, kind text, run_id text, correlation_id text, due_at float8,
@@ -66,9 +78,7 @@ BEGIN
             SELECT j.id, j.kind, j.run_id, j.due_at FROM perdure.jobs j
             WHERE j.claimed_by IS NULL AND j.due_at <= v_now AND j.kind = ANY (p_kinds)
               AND NOT (j.kind = 'workflow' AND EXISTS (
-                  SELECT 1 FROM (
-                      SELECT o.id, o.claimed_by, o.lease_expires_at FROM perdure.jobs o
-                      WHERE o.run_id = j.run_id AND o.kind = 'workflow' OFFSET 0) o
+                  SELECT 1 FROM perdure._workflow_jobs(j.run_id) o
                   WHERE o.id <> j.id AND o.claimed_by IS NOT NULL
                     AND o.lease_expires_at > v_now))
             ORDER BY j.due_at, j.id
@@ -99,9 +109,7 @@ BEGIN
     WHERE cand.kind <> 'workflow' OR (
         cand.nth = 1 AND cand.run_id = ANY (v_runs)
         AND NOT EXISTS (
-            SELECT 1 FROM (
-                SELECT o.id, o.claimed_by, o.lease_expires_at FROM perdure.jobs o
-                WHERE o.run_id = cand.run_id AND o.kind = 'workflow' OFFSET 0) o
+            SELECT 1 FROM perdure._workflow_jobs(cand.run_id) o
             WHERE o.id <> cand.id AND o.claimed_by IS NOT NULL
               AND o.lease_expires_at > v_now));
 
@@ -122,16 +130,14 @@ END
 $$;
 
 -- An unclaimed continuation of these runs that is due was held back by the lease of
--- the workflow jobs just acked: NOTIFY jobs. The runs' jobs are found by jobs_run;
--- claimed_by and due_at are tested on them, not in the WHERE (see above).
+-- the workflow jobs just acked: NOTIFY jobs.
 CREATE OR REPLACE FUNCTION perdure._wake_held_back(p_runs text[], p_now float8)
     RETURNS void LANGUAGE plpgsql
     SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
 AS $$
 BEGIN
-    IF EXISTS (SELECT FROM (
-                   SELECT j.claimed_by, j.due_at FROM perdure.jobs j
-                   WHERE j.run_id = ANY (p_runs) AND j.kind = 'workflow' OFFSET 0) w
+    IF EXISTS (SELECT FROM unnest(p_runs) AS r(run_id)
+               CROSS JOIN LATERAL perdure._workflow_jobs(r.run_id) w
                WHERE w.claimed_by IS NULL AND w.due_at <= p_now) THEN
         PERFORM pg_notify('perdure', 'jobs');
     END IF;
