@@ -253,3 +253,30 @@ def test_tidy_queue_keeps_every_live_job(world: World) -> None:
     assert sorted(j.id for j in claimed) == sorted(done)
     assert sorted(j.id for j in world.list_jobs(run_id=run_id)) == sorted(kept)
     assert sorted(j.id for j in world.claim("w", limit=10, lease_seconds=30)) == sorted(kept)
+
+
+def test_jobs_of_steps_created_in_the_append_come_back_in_order(world: World) -> None:
+    """The ids an append returns follow its jobs, whatever the order of the steps'
+    creation (Postgres inserts a fan-out's jobs with one statement, migration 0014),
+    and an unclaimed one among them wakes the workers."""
+    run_id = _fresh_run(world)
+    cids = ["c", "a", "d", "b"]
+    events = [ev("step_created", c) for c in sorted(cids)]
+    jobs = [NewJob("step", run_id, c, claimed_by="w1" if c != "d" else None,
+                   lease_seconds=30) for c in cids]
+    sub = world.notifier.subscribe("jobs")
+    try:
+        result = world.append(run_id, events, jobs=jobs)
+        assert sub.wait(5)  # "d" is unclaimed
+    finally:
+        sub.close()
+    stored = {j.id: j for j in world.list_jobs(run_id=run_id)}
+    assert [stored[i].correlation_id for i in result.job_ids] == cids
+    assert [stored[i].claimed_by for i in result.job_ids] == ["w1", "w1", None, "w1"]
+    assert [stored[i].attempts for i in result.job_ids] == [1, 1, 0, 1]
+    # one more step of the same run, alone in its append
+    [one] = world.append(run_id, [ev("step_created", "e")],
+                         jobs=[NewJob("step", run_id, "e", claimed_by="w1")]).job_ids
+    job = next(j for j in world.list_jobs(run_id=run_id) if j.id == one)
+    assert (job.correlation_id, job.claimed_by, job.attempts) == ("e", "w1", 1)
+    assert job.lease_expires_at is not None

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
-from perdure.world import CHUNK_BYTES, NewEvent, uuid7
+from perdure.world import CHUNK_BYTES, NewEvent, NewJob, uuid7
 
 from ._support import backends, wait_for
 
@@ -154,3 +154,25 @@ def test_close_leaves_no_thread_and_no_connection(
     world.close()  # idempotent
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
     wait_for(lambda: backends(admin) == [], timeout=10, what="every session to end")
+
+
+@pytest.mark.parametrize("steps", [1, 3], ids=["one-step", "fan-out"])
+def test_unclaimed_jobs_of_new_steps_wake_other_processes(
+    pg_url: str, pg_world: PostgresWorld, steps: int
+) -> None:
+    """Jobs of steps created by the same append take their own inserts (migration
+    0014); one unclaimed among them still sends NOTIFY jobs to other sessions."""
+    with PostgresWorld(pg_url, listen=False) as writer:
+        run_id = _new_run(writer)
+        [job] = writer.claim("setup", limit=1, lease_seconds=30)
+        writer.ack("setup", [job.id])
+        jobs = pg_world.notifier.subscribe("jobs")
+        try:
+            assert not jobs.wait(0)
+            cids = [f"s{i}" for i in range(steps)]
+            writer.append(run_id, [NewEvent("step_created", c, {"name": "x"}) for c in cids],
+                          jobs=[NewJob("step", run_id, c, claimed_by="w" if i else None)
+                                for i, c in enumerate(cids)])
+            assert jobs.wait(10)
+        finally:
+            jobs.close()
