@@ -176,3 +176,29 @@ def test_unclaimed_jobs_of_new_steps_wake_other_processes(
             assert jobs.wait(10)
         finally:
             jobs.close()
+
+
+@pytest.mark.parametrize("how", ["ack", "append"])
+def test_acking_a_workflow_job_wakes_its_held_back_continuation(
+    pg_url: str, pg_world: PostgresWorld, how: str
+) -> None:
+    """A continuation queued while the run's workflow job is leased cannot be claimed
+    (one activation at a time); acking the leased job, alone or in an append
+    (inline since migration 0015), sends NOTIFY jobs to other sessions."""
+    with PostgresWorld(pg_url, listen=False) as writer:
+        run_id = _new_run(writer)
+        [job] = writer.claim("w1", limit=1, lease_seconds=30)
+        writer.enqueue([NewJob("workflow", run_id)])
+        assert writer.claim("w2", limit=10, lease_seconds=30) == []  # held back
+        jobs = pg_world.notifier.subscribe("jobs")
+        try:
+            assert not jobs.wait(0)
+            if how == "ack":
+                writer.ack("w1", [job.id])
+            else:
+                writer.append(run_id, [NewEvent("run_started")], ack=[job.id])
+            assert jobs.wait(10)
+        finally:
+            jobs.close()
+        [continuation] = writer.claim("w2", limit=10, lease_seconds=30)
+        assert continuation.run_id == run_id and continuation.id != job.id

@@ -1,0 +1,133 @@
+"""Server instructions per step, counted by callgrind: ``python -m perdure.bench._instructions``.
+
+Why: this machine's speed moves by 2x within minutes, so a change worth 5% of a
+step's server time cannot be seen in milliseconds without many alternating
+rounds. Instruction counts do not move with the machine: the same code and
+inputs give the same count within about 1%, whatever else runs.
+
+The server runs under ``valgrind --tool=callgrind --trace-children=yes`` (every
+backend is a forked child and writes its counts to ``--cg-dir`` when it exits).
+A shape is run twice, each time with a fresh engine whose backends all exit at
+its shutdown: ``--first`` then ``--second`` iterations. The counts of the two
+runs' backends differ by the iterations in between, so the constant costs (the
+backends' start, plans, caches) drop out. In-process shapes and
+``throughput-1w`` / ``throughput-2w`` (worker processes, per run)::
+
+    su postgres -c 'valgrind --tool=callgrind --trace-children=yes \\
+        --callgrind-out-file=/tmp/cg/cg.%p postgres -D /tmp/pg5434' &
+    python -m perdure.bench._instructions seq-50 \\
+        --database-url postgresql://postgres@127.0.0.1:5434/perdure_bench
+
+The database is dropped and made anew (and migrated by the engine) first.
+``--sql FILE`` is applied after the migrations: a variant of a function to
+compare against the migrations' own, without editing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from perdure import Engine
+
+from . import _shapes, _throughput
+from ._catalog import SHAPES, Shape
+from ._measure import CommitCounter, fresh_database
+
+SETTLE = 2.0  # seconds for exiting backends to write their counts
+
+
+def backend_instructions(cg_dir: str, since: float) -> int:
+    """Instructions of the processes whose callgrind files were written since then."""
+    total = 0
+    for name in glob.glob(os.path.join(cg_dir, "*")):
+        if os.path.getmtime(name) < since:
+            continue
+        with open(name, errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("summary:", "totals:")):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def _in_process(url: str, shape: Shape, iterations: int) -> None:
+    engine = Engine(url)
+    engine.launch()
+    _shapes.bind_engine(engine)
+    try:
+        drive = _shapes.DRIVERS[shape.kind]
+        for _ in range(iterations):
+            drive(engine, shape)
+    finally:
+        _shapes.bind_engine(None)
+        engine.shutdown()
+
+
+def _workers(url: str, shape: Shape, runs: int) -> None:
+    procs = [_throughput._spawn(url) for _ in range(int(shape.params["workers"]))]
+    client = Engine(url)
+    try:
+        for proc, log in procs:
+            _throughput._wait_ready(proc, log)
+        _throughput._batch(client, runs)
+    finally:
+        _throughput._stop(procs)
+        client.shutdown()
+
+
+def counted(url: str, shape: Shape, n: int, cg_dir: str) -> int:
+    """Server instructions of one engine's life doing ``n`` iterations (runs)."""
+    since = time.time()
+    if shape.kind == "throughput":
+        _workers(url, shape, n)
+    else:
+        _in_process(url, shape, n)
+    CommitCounter(url).wait_backends_gone()
+    time.sleep(SETTLE)  # a backend writes its counts as it exits, after leaving the server's lists
+    return backend_instructions(cg_dir, since)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("shape")
+    parser.add_argument("--database-url", required=True,
+                        help="the server under callgrind, database to (re)make")
+    parser.add_argument("--cg-dir", default="/tmp/cg")
+    parser.add_argument("--first", type=int, default=None,
+                        help="iterations of the first run (default 2; throughput: 100 runs)")
+    parser.add_argument("--second", type=int, default=None,
+                        help="iterations of the second (default 14; throughput: 400 runs)")
+    parser.add_argument("--sql", type=Path, default=None)
+    args = parser.parse_args(argv)
+    shape = next((s for s in SHAPES if s.name == args.shape), None)
+    if shape is None or (shape.kind != "throughput" and shape.kind not in _shapes.DRIVERS):
+        parser.error(f"unknown shape {args.shape!r}")
+    many = shape.kind == "throughput"
+    first = args.first or (100 if many else 2)
+    second = args.second or (400 if many else 14)
+    if second <= first:
+        parser.error("--second must be more than --first")
+    server, _, name = args.database_url.rpartition("/")
+    url = fresh_database(server, name)
+    engine = Engine(url)  # migrates
+    engine.launch()
+    engine.shutdown()
+    if args.sql is not None:
+        subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(args.sql)],
+                       check=True, stdout=subprocess.DEVNULL)
+    counted(url, shape, 1, args.cg_dir)  # warm the server's files and caches
+    a = counted(url, shape, first, args.cg_dir)
+    b = counted(url, shape, second, args.cg_dir)
+    unit = "run" if many else "step"
+    per = (b - a) / (second - first) / (1 if many else max(shape.steps, 1))
+    print(f"{shape.name}: {per / 1000:.1f} k server instructions per {unit} "
+          f"({first} and {second} iterations: {a / 1e6:.1f} and {b / 1e6:.1f} M)")
+
+
+if __name__ == "__main__":
+    main()
