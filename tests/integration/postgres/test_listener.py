@@ -184,7 +184,7 @@ def test_acking_a_workflow_job_wakes_its_held_back_continuation(
 ) -> None:
     """A continuation queued while the run's workflow job is leased cannot be claimed
     (one activation at a time); acking the leased job, alone or in an append
-    (inline since migration 0015), sends NOTIFY jobs to other sessions."""
+    (inline since migration 0014), sends NOTIFY jobs to other sessions."""
     with PostgresWorld(pg_url, listen=False) as writer:
         run_id = _new_run(writer)
         [job] = writer.claim("w1", limit=1, lease_seconds=30)
