@@ -41,3 +41,20 @@ def test_unknown_shape_is_an_error(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "no shape matches no-such-shape" in proc.stderr
+
+
+def test_instructions_sum_the_backends_that_exited_since(tmp_path: Path) -> None:
+    """``_instructions`` adds the totals callgrind wrote (``summary:`` in a final
+    file, ``totals:`` in a dump) of the files written since the run began."""
+    import os
+
+    from perdure.bench._instructions import backend_instructions
+
+    old = tmp_path / "cg.100"
+    old.write_text("events: Ir\nsummary: 999\n")
+    os.utime(old, (1_000.0, 1_000.0))
+    (tmp_path / "cg.101").write_text("creator: callgrind\nevents: Ir\nsummary: 1500\nfl=x\n")
+    (tmp_path / "cg.102").write_text("events: Ir\ntotals: 250\n")
+    (tmp_path / "cg.103").write_text("")  # a process still running: nothing yet
+    assert backend_instructions(str(tmp_path), since=2_000.0) == 1750
+    assert backend_instructions(str(tmp_path), since=0.0) == 2749
