@@ -3,7 +3,9 @@
 Why: this machine's speed moves by 2x within minutes, so a change worth 5% of a
 step's server time cannot be seen in milliseconds without many alternating
 rounds. Instruction counts do not move with the machine: the same code and
-inputs give the same count within about 1%, whatever else runs.
+inputs give the same count within 1 to 3% back to back, whatever else runs
+(the level can move by a few percent across restarts of the server: compare
+before and after side by side).
 
 The server runs under ``valgrind --tool=callgrind --trace-children=yes`` (every
 backend is a forked child and writes its counts to ``--cg-dir`` when it exits).
@@ -33,10 +35,11 @@ import time
 from pathlib import Path
 
 from perdure import Engine
+from perdure.backends.postgres import PostgresWorld
 
 from . import _shapes, _throughput
 from ._catalog import SHAPES, Shape
-from ._measure import CommitCounter, fresh_database
+from ._measure import CommitCounter, database_name, fresh_database, with_database
 
 SETTLE = 2.0  # seconds for exiting backends to write their counts
 
@@ -112,11 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     second = args.second or (400 if many else 14)
     if second <= first:
         parser.error("--second must be more than --first")
-    server, _, name = args.database_url.rpartition("/")
-    url = fresh_database(server, name)
-    engine = Engine(url)  # migrates
-    engine.launch()
-    engine.shutdown()
+    url = fresh_database(with_database(args.database_url, "postgres"),
+                         database_name(args.database_url))
+    with PostgresWorld(url, listen=False) as world:
+        world.migrate()
     if args.sql is not None:
         subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(args.sql)],
                        check=True, stdout=subprocess.DEVNULL)

@@ -185,3 +185,17 @@ def test_run_status(world: PostgresWorld, admin: psycopg.Connection[Any]) -> Non
     world.append(run_id, [NewEvent("run_started"), NewEvent("run_completed", data={})])
     assert admin.execute("SELECT perdure.run_status(%s)", (run_id,)).fetchone() == (
         "completed",)
+
+
+def test_append_events_with_empty_job_arrays_returns_no_job_ids(
+        pg_world: PostgresWorld, admin: psycopg.Connection[Any]) -> None:
+    """Empty job arrays from SQL give '{}' whichever way append_events inserts jobs
+    (migration 0014 took the jobs of steps the append creates out of _insert_jobs)."""
+    run_id = uuid7()
+    pg_world.create_run("wf", "[]", run_id=run_id)
+    row = admin.execute(
+        "SELECT job_ids FROM perdure.append_events(%s, ARRAY['step_created'], ARRAY['s'],"
+        " ARRAY['{\"name\": \"x\"}'], NULL, ARRAY['x'], NULL, NULL, NULL, NULL, NULL, NULL,"
+        " '{}', '{}', '{}', '{}', '{}', '{}', NULL, false, false)", (run_id,)).fetchone()
+    assert row == ([],)
+    assert pg_world.list_jobs(run_id=run_id)[0].kind == "workflow"  # only the start's

@@ -12,7 +12,9 @@
 --   hence two forms. Continuations, timers and steps enqueued again still go
 --   through _insert_jobs.
 -- - The held-back check after acking workflow jobs (every activation acks one) is
---   _wake_held_back's query (0011), written inline.
+--   a query of its own, perdure._held_back: SQL, so inlined into each caller like
+--   0011's _workflow_jobs, instead of a call of the PL/pgSQL _wake_held_back.
+--   _wake_held_back (for _ack) now asks _held_back too: one definition of the test.
 -- - A run's end closes its open streams: most runs have none, so one probe of the
 --   chunks' key comes first, and _close_streams' walk runs only when there are
 --   chunks.
@@ -20,6 +22,29 @@
 -- Server instructions: a sequential step 0.96 M to 0.90 M, a fan-out of 50
 -- (create, start and the append) 16.5 M to 12.7 M, a one-step run under
 -- throughput-1w 2.13 M to 2.01 M. The rest of append_events is as in 0010.
+
+-- The runs among p_runs whose unclaimed workflow job is due: a continuation held
+-- back by the lease of a workflow job just acked (0011 says why through
+-- _workflow_jobs). SQL, STABLE and without settings, so it is inlined.
+CREATE FUNCTION perdure._held_back(p_runs text[], p_now float8)
+    RETURNS TABLE (run_id text)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT r.run_id FROM unnest(p_runs) AS r(run_id)
+    CROSS JOIN LATERAL perdure._workflow_jobs(r.run_id) w
+    WHERE w.claimed_by IS NULL AND w.due_at <= p_now
+$$;
+
+CREATE OR REPLACE FUNCTION perdure._wake_held_back(p_runs text[], p_now float8)
+    RETURNS void LANGUAGE plpgsql
+    SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM perdure._held_back(p_runs, p_now)) THEN
+        PERFORM pg_notify('perdure', 'jobs');
+    END IF;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION perdure.append_events(
     p_run_id text,
@@ -217,11 +242,7 @@ BEGIN
     IF p_ack IS NOT NULL THEN
         WITH d AS (DELETE FROM perdure.jobs WHERE id = ANY (p_ack) RETURNING kind, run_id)
         SELECT array_agg(d.run_id) FILTER (WHERE d.kind = 'workflow') INTO v_acked FROM d;
-        -- as _wake_held_back (see 0011), without a nested function call
-        IF v_acked IS NOT NULL
-           AND EXISTS (SELECT FROM unnest(v_acked) AS r(run_id)
-                       CROSS JOIN LATERAL perdure._workflow_jobs(r.run_id) w
-                       WHERE w.claimed_by IS NULL AND w.due_at <= v_now) THEN
+        IF v_acked IS NOT NULL AND EXISTS (SELECT FROM perdure._held_back(v_acked, v_now)) THEN
             PERFORM pg_notify('perdure', 'jobs');
         END IF;
     END IF;
@@ -253,7 +274,7 @@ BEGIN
                 AS u(r, c, due, by, lease)
             RETURNING id, run_id, correlation_id, claimed_by, due_at
         )
-        SELECT array_agg(ins.id ORDER BY u.o),
+        SELECT coalesce(array_agg(ins.id ORDER BY u.o), '{}'),  -- '{}' as _insert_jobs
                coalesce(bool_or(ins.claimed_by IS NULL AND ins.due_at <= v_now), false)
         INTO job_ids, v_wake
         FROM ins JOIN unnest(p_job_runs, p_job_cids) WITH ORDINALITY AS u(r, c, o)
