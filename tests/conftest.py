@@ -71,12 +71,13 @@ def world(backend_url: str) -> Iterator[object]:
 
 @pytest.fixture
 def launched() -> Iterator[Callable[..., Engine]]:
-    """``launched(url, concurrency=...)``: an engine running its worker, shut down
-    after the test, and every run it completed must replay cleanly from its log."""
+    """``launched(url, concurrency=..., **options)``: an engine running its worker,
+    shut down after the test, and every run it completed must replay cleanly from
+    its log."""
     made: list[Engine] = []
 
-    def launch(url: str, *, concurrency: int) -> Engine:
-        engine = Engine(url, lease_seconds=5, concurrency=concurrency)
+    def launch(url: str, *, concurrency: int, **options: Any) -> Engine:
+        engine = Engine(url, lease_seconds=5, concurrency=concurrency, **options)
         made.append(engine)
         return engine.launch()
 

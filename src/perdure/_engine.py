@@ -16,7 +16,7 @@ from ._ends import Ends
 from ._outcomes import Outcomes
 from ._run import Run, RunList
 from ._serialization import encode
-from ._worker import Worker
+from ._worker import CLAIM_COOLDOWN, Worker
 from .backends import open_world, resolve_url
 from .errors import (
     EntityConflictError,
@@ -38,7 +38,9 @@ class Engine:
                  lease_seconds: float | None = None, poll_interval: float | None = None,
                  recovery_interval: float = 60.0, webhook_base_url: str | None = None,
                  max_payload_bytes: int | None = None, migrate: bool = True,
-                 listen: bool = True) -> None:
+                 listen: bool = True, claim_cooldown: float | None = None) -> None:
+        if claim_cooldown is not None and claim_cooldown < 0:  # before anything is opened
+            raise ValueError("claim_cooldown must not be negative")
         self.url = resolve_url(url)
         self.world: World = open_world(self.url, migrate=migrate, listen=listen)
         is_sqlite = self.url.startswith("sqlite:")
@@ -46,6 +48,7 @@ class Engine:
         self.poll_interval = poll_interval if poll_interval is not None else default_poll
         self.lease_seconds = lease_seconds or float(os.environ.get("PERDURE_LEASE_SECONDS", 30))
         self.concurrency = concurrency
+        self.claim_cooldown = CLAIM_COOLDOWN if claim_cooldown is None else claim_cooldown
         self.recovery_interval = recovery_interval
         self.webhook_base_url = (webhook_base_url or os.environ.get("PERDURE_WEBHOOK_BASE_URL")
                                  or "http://127.0.0.1:8000")
@@ -71,7 +74,7 @@ class Engine:
                 self.world, concurrency=self.concurrency, lease_seconds=self.lease_seconds,
                 poll_interval=self.poll_interval, recovery_interval=self.recovery_interval,
                 webhook_base=self.webhook_base_url, max_payload_bytes=self.max_payload_bytes,
-                outcomes=self.outcomes,
+                outcomes=self.outcomes, claim_cooldown=self.claim_cooldown,
             )
             self.worker.start()
         return self

@@ -134,3 +134,62 @@ def test_a_client_reads_the_ends_of_its_runs_together(backend_url: str, engine: 
         assert [len(ids) for _, (ids,), _ in reads] == [20, 10]
     finally:
         client.shutdown()
+
+
+def _claim_sizes(world: Any, monkeypatch: Any) -> tuple[list[int], threading.Event]:
+    """The number of jobs each ``claim_with_logs`` of ``world`` returns from now on,
+    and an Event set after each claim."""
+    sizes: list[int] = []
+    claimed = threading.Event()
+    original = world.claim_with_logs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        jobs, logs = original(*args, **kwargs)
+        sizes.append(len(jobs))
+        claimed.set()
+        return jobs, logs
+
+    monkeypatch.setattr(world, "claim_with_logs", counted)
+    return sizes, claimed
+
+
+def test_a_busy_worker_takes_the_jobs_of_its_cooldown_in_one_claim(
+    backend_url: str, launched: Callable[..., Engine], monkeypatch: Any
+) -> None:
+    """Runs that arrive one by one while the worker has a job in flight wait out the
+    claim cooldown and come in one claim, not one claim (and one commit) each."""
+    engine = launched(backend_url, concurrency=8, claim_cooldown=2.0)
+    name = uuid7()
+    entered, release = w.hold(name)
+    client = Engine(backend_url)
+    try:
+        blocker = engine.start(w.held_wf, name)
+        assert entered.wait(20)  # the worker is busy from here on
+        sizes, claimed = _claim_sizes(engine.world, monkeypatch)
+        assert claimed.wait(20)  # a claim just ended: the next waits out the cooldown
+        runs = []
+        for i in range(5):  # five commits, five wake-ups, spread over 0.4 s
+            runs.append(client.start(w.echo_wf, i))
+            if i < 4:
+                time.sleep(0.1)
+        assert [r.result(timeout=30) for r in runs] == list(range(5))
+    finally:
+        release.set()
+        client.shutdown()
+    assert blocker.result(timeout=30) == name
+    assert [n for n in sizes if n] == [5]
+
+
+def test_an_idle_worker_claims_at_once_whatever_its_cooldown(
+    backend_url: str, launched: Callable[..., Engine], monkeypatch: Any
+) -> None:
+    engine = launched(backend_url, concurrency=8, claim_cooldown=600.0)
+    sizes, claimed = _claim_sizes(engine.world, monkeypatch)
+    assert claimed.wait(20)  # the worker has claimed (nothing) and is idle
+    client = Engine(backend_url)
+    try:
+        run = client.start(w.echo_wf, "now")
+        assert run.result(timeout=20) == "now"  # not after the 600 s cooldown
+    finally:
+        client.shutdown()
+    assert 1 in sizes

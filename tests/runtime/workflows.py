@@ -230,3 +230,27 @@ def paced(seconds: float) -> float:
 @workflow
 async def one_paced(seconds: float) -> float:
     return await paced(seconds)
+
+
+# -- a step that holds its slot until the test lets it go (test_batching.py) ------------
+HOLDS: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+
+def hold(name: str) -> tuple[threading.Event, threading.Event]:
+    """``(entered, release)`` of the ``held`` step called with ``name``."""
+    with _calls_lock:
+        return HOLDS.setdefault(name, (threading.Event(), threading.Event()))
+
+
+@step
+def held(name: str) -> str:
+    entered, release = hold(name)
+    entered.set()
+    if not release.wait(60):
+        raise RuntimeError(f"{name} was never released")
+    return name
+
+
+@workflow
+async def held_wf(name: str) -> str:
+    return await held(name)

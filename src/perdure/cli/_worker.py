@@ -46,15 +46,19 @@ def load_app(app: str) -> ModuleType:
               help="Lease length in seconds (default PERDURE_LEASE_SECONDS or 30).")
 @click.option("--poll-interval", type=float, default=None,
               help="Seconds between polls when no wake-up comes.")
+@click.option("--claim-cooldown", type=click.FloatRange(min=0), default=None,
+              help="Seconds between claims of a worker with jobs in flight "
+                   "(default 0.01; 0 claims on every wake-up).")
 @click.option("--drain-timeout", type=float, default=30.0, show_default=True,
               help="On SIGTERM, seconds to let in-flight work finish.")
 @click.pass_context
 def worker(ctx: click.Context, app: str, concurrency: int, lease_seconds: float | None,
-           poll_interval: float | None, drain_timeout: float) -> None:
+           poll_interval: float | None, claim_cooldown: float | None,
+           drain_timeout: float) -> None:
     """Run workflows defined in APP (a module name or a .py file) until SIGTERM/SIGINT."""
     load_app(app)
     engine = open_engine(ctx, fail_fast=False, concurrency=concurrency, lease_seconds=lease_seconds,
-                         poll_interval=poll_interval)
+                         poll_interval=poll_interval, claim_cooldown=claim_cooldown)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
