@@ -143,6 +143,13 @@ def test_engine_option_sets_the_limit(backend_url: str) -> None:
         engine.shutdown()
 
 
+def test_a_negative_claim_cooldown_is_refused_before_anything_opens(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/never.db"
+    with pytest.raises(ValueError, match="claim_cooldown must not be negative"):
+        Engine(url, claim_cooldown=-0.01)
+    assert not (tmp_path / "never.db").exists()
+
+
 def test_default_limit_refuses_a_huge_argument(engine: Engine, backend_url: str) -> None:
     from perdure._serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
