@@ -143,3 +143,32 @@ def test_a_connection_given_back_after_close_is_closed(pg_url: str) -> None:
     world._db.putconn(conn)
     assert world._db._hot == []
     wait_for(lambda: conn.closed, what="the late connection closed by the pool")
+
+
+def test_a_write_outlasts_every_pooled_connection_ending_at_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart every pooled connection fails in turn (57P) until the pool has
+    none of them left: a write that is safe to retry goes on through all of them;
+    any other lost connection is retried once."""
+    with PostgresWorld(pg_url, listen=False, max_connections=4) as world:
+        world.migrate()
+        db = world._db
+        real_once = db._once
+        failures = {"left": 0}
+
+        def failing(fn: Any) -> Any:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise failures["error"]
+            return real_once(fn)
+
+        monkeypatch.setattr(db, "_once", failing)
+        run_id = uuid7()
+        failures.update(left=4, error=psycopg.errors.AdminShutdown("terminating connection"))
+        world.create_run("wf", "[]", run_id=run_id)
+        assert world.get_run(run_id) is not None
+        failures.update(left=2, error=psycopg.OperationalError("connection lost"))
+        with pytest.raises(psycopg.OperationalError, match="connection lost"):
+            world.append(run_id, [NewEvent("step_created", "s", {"name": "x"})])
+        assert [e.seq for e in world.list_events(run_id)] == [1]

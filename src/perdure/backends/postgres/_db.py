@@ -174,15 +174,21 @@ class Database:
         return self.pool.getconn()
 
     def call(self, fn: Callable[[Conn], T], *, retry: Retry) -> T:
-        """``fn(conn)`` on a borrowed connection, retried once when safe, with our
-        SQL's refusals raised as perdure errors."""
-        try:
-            return self._once(fn)
-        except psycopg.OperationalError as exc:
-            if not _retryable(exc, retry):
-                raise
-            log.warning("retrying after a lost connection: %s", exc)
-        return self._once(fn)
+        """``fn(conn)`` on a borrowed connection, retried when safe, with our SQL's
+        refusals raised as perdure errors. Once after a lost connection; after the
+        server ended the session (57P: a restart, ``pg_terminate_backend``) as often
+        as the pool has connections, since those end all at once and a connection
+        whose backend is still exiting looks alive until its query fails."""
+        for attempt in range(self.max_size + 1):
+            try:
+                return self._once(fn)
+            except psycopg.OperationalError as exc:
+                ended = (exc.sqlstate or "").startswith("57P")
+                last = attempt == self.max_size or (attempt >= 1 and not ended)
+                if last or not _retryable(exc, retry):
+                    raise
+                log.warning("retrying after a lost connection: %s", exc)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _once(self, fn: Callable[[Conn], T]) -> T:
         conn = self.getconn()
