@@ -58,3 +58,19 @@ def test_instructions_sum_the_backends_that_exited_since(tmp_path: Path) -> None
     (tmp_path / "cg.103").write_text("")  # a process still running: nothing yet
     assert backend_instructions(str(tmp_path), since=2_000.0) == 1750
     assert backend_instructions(str(tmp_path), since=0.0) == 2749
+
+
+def test_queue_latency_prints_a_row_per_round(tmp_path: Path) -> None:
+    """``_queue_latency`` starts worker processes with each cooldown asked for and
+    times every run it starts (SQLite here: a smoke test, timings unread)."""
+    url = f"sqlite:///{tmp_path}/latency.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.bench._queue_latency", "--database-url", url,
+         "--rate", "200", "--runs", "10", "--claim-cooldown", "0",
+         "--claim-cooldown", "0.01"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 | 200 |")]
+    assert [row.split("|")[3].strip() for row in rows] == ["0", "0.01"], proc.stdout
+    assert all(row.split("|")[4].strip() == "10" for row in rows), proc.stdout

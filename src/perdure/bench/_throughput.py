@@ -93,14 +93,15 @@ def _batch(client: Engine, n: int) -> None:
             raise AssertionError(f"run {run.id} returned {value!r}, expected {index}")
 
 
-def _spawn(url: str) -> tuple[subprocess.Popen[bytes], Path]:
+def _spawn(url: str, options: list[str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    """A ``perdure worker`` process with ``options`` (its defaults when None)."""
     fd, name = tempfile.mkstemp(prefix="perdure-bench-worker-", suffix=".log")
     os.close(fd)
     log = Path(name)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "perdure.cli", "--database-url", url, "worker",
-             "perdure.bench._shapes"],
+             "perdure.bench._shapes", *(options or [])],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
     return proc, log
