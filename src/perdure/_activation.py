@@ -70,6 +70,7 @@ class LocalStep:
     job_id: int
     attempt: int = 1
     outcome: StepOutcome | None = None  # of an attempt already made (run before the claim)
+    start: NewEvent | None = None  # its step_started, to commit with the outcome
 
 
 @dataclass
@@ -98,6 +99,7 @@ class _Pending:
 
     event: NewEvent
     job_id: int
+    start: NewEvent | None = None  # its step_started, when not committed yet (a short step)
     done: threading.Event | None = None  # made when it queues: the committer's own never waits
     lead: bool = False  # woken to take over as the run's committer
 
@@ -266,8 +268,11 @@ class Advancer:
         return creation.record, local
 
     # == step results =========================================================
-    def complete_step(self, run_id: str, outcome: NewEvent, job_id: int) -> list[LocalStep]:
-        """Record a step's final outcome (``step_completed`` / ``step_failed``).
+    def complete_step(self, run_id: str, outcome: NewEvent, job_id: int,
+                      start: NewEvent | None = None) -> list[LocalStep]:
+        """Record a step's final outcome (``step_completed`` / ``step_failed``), after
+        its ``start`` when that is not committed yet (a short step claimed from the
+        queue, run before its start commits: see ``Worker._run_claimed_step``).
 
         Group commit with a leader: the first outcome of a run to arrive makes its
         thread the run's committer, which takes every outcome waiting in the run's
@@ -277,7 +282,7 @@ class Advancer:
         for the run's lock instead would let just one new step run per commit).
         Returns the steps the leader's commits claimed for this worker.
         """
-        item = _Pending(outcome, job_id)
+        item = _Pending(outcome, job_id, start)
         with self._inbox_guard:
             self._inbox.setdefault(run_id, []).append(item)
             lead = run_id not in self._leaders
@@ -302,7 +307,7 @@ class Advancer:
                         self._leaders.discard(run_id)
                         return local
                 try:
-                    local += self._commit_outcomes(run_id, [(i.event, i.job_id) for i in items])
+                    local += self._commit_outcomes(run_id, items)
                 finally:
                     for i in items:
                         if i.done is not None:
@@ -318,14 +323,16 @@ class Advancer:
                     self._leaders.discard(run_id)
             raise
 
-    def _commit_outcomes(self, run_id: str, items: list[tuple[NewEvent, int]]) -> list[LocalStep]:
+    def _commit_outcomes(self, run_id: str, items: list[_Pending]) -> list[LocalStep]:
         with self.cache.lock(run_id):
             inst = self.cache.get(run_id)
             if inst is not None and not inst.terminal:
                 try:
-                    for event, _ in items:
-                        inst.deliver(event)
-                    return self._commit(inst, inst.take_batch(), [j for _, j in items])
+                    for item in items:
+                        inst.deliver(item.event)
+                    batch = inst.take_batch()
+                    batch.events = _with_starts(batch.events, items)
+                    return self._commit(inst, batch, [i.job_id for i in items])
                 except (StaleStateError, CorruptedEventLogError, NonDeterminismError,
                         EntityConflictError):
                     self.cache.evict(run_id)
@@ -337,9 +344,10 @@ class Advancer:
             self._record_outcomes(run_id, items)
         return []
 
-    def _record_outcomes(self, run_id: str, items: list[tuple[NewEvent, int]]) -> None:
+    def _record_outcomes(self, run_id: str, items: list[_Pending]) -> None:
         """Without a live instance: the outcomes and a continuation job, one commit."""
-        events, acks = [e for e, _ in items], [j for _, j in items]
+        events = _with_starts([i.event for i in items], items)
+        acks = [i.job_id for i in items]
         if self.outcomes.get(run_id, wait=False) is not None:
             # This worker ended the run (a race's losers): nothing more is recorded.
             self.world.ack(self.worker_id, acks)
@@ -435,6 +443,21 @@ class Advancer:
                         ack=ack)
         if not ended and ack:
             self.world.ack(self.worker_id, ack)
+
+
+def _with_starts(events: list[NewEvent], items: list[_Pending]) -> list[NewEvent]:
+    """Each not yet committed ``step_started`` right before its step's outcome."""
+    starts = {i.event.correlation_id: i.start for i in items if i.start is not None}
+    if not starts:
+        return events
+    out = []
+    for event in events:
+        start = starts.pop(event.correlation_id, None) if event.event_type in (
+            "step_completed", "step_failed") else None
+        if start is not None:
+            out.append(start)
+        out.append(event)
+    return out
 
 
 def _with_claims(events: list[NewEvent], claimed: set[str], now: float) -> list[NewEvent]:

@@ -363,10 +363,11 @@ class Worker:
         outcome = ls.outcome or self._attempt(ls.run_id, ls.correlation_id, ls.step, ls.args,
                                               ls.kwargs, ls.attempt)
         if outcome.final:
-            return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id)
+            return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id, ls.start)
         assert outcome.retry_at is not None
+        events = [outcome.event] if ls.start is None else [ls.start, outcome.event]
         try:
-            self.append(AppendRequest(ls.run_id, [outcome.event], jobs=[
+            self.append(AppendRequest(ls.run_id, events, jobs=[
                 NewJob("step", ls.run_id, ls.correlation_id, due_at=outcome.retry_at)]))
             self._note_future_job(outcome.retry_at)
         except EntityConflictError:
@@ -386,14 +387,21 @@ class Worker:
             self.world.ack(self.id, [job.id])
             return []
         attempt = record.attempt + 1
-        try:
-            self.append(AppendRequest(run_id, [NewEvent("step_started", cid,
-                                                        {"attempt": attempt})]))
-        except EntityConflictError:  # the run ended or the step finished meanwhile
-            self.world.ack(self.id, [job.id])
-            return []
         args, kwargs = self._step_input(run_id, cid)
-        return self._execute(LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt))
+        start = NewEvent("step_started", cid, {"attempt": attempt}, time.time())
+        ls = LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt, start=start)
+        if self._stop.is_set() or not self.step_times.is_short(step.name):
+            # Committed first, so that an attempt that kills the worker is counted.
+            try:
+                self.append(AppendRequest(run_id, [start]))
+            except EntityConflictError:  # the run ended or the step finished meanwhile
+                self.world.ack(self.id, [job.id])
+                return []
+            ls.start = None
+        # A step known to be short runs first; its start commits with its outcome, as
+        # an activation's short step does (Advancer._commit_activation): its input is
+        # durable already, only its step_started is later.
+        return self._execute(ls)
 
     def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
         """A queued step's arguments. The ``step_created`` events of a run are read

@@ -127,3 +127,41 @@ def test_a_resumed_run_runs_its_short_step_with_the_activation(
 def _wait_hook(engine: Engine, token: str) -> None:
     wait_for(lambda: engine.world.get_hook_by_token(token) is not None, timeout=30,
              what=f"hook {token}")
+
+
+def test_a_short_step_from_the_queue_commits_its_start_with_its_outcome(
+    backend_url: str, launched: Callable[..., Engine], record_calls: Record,
+) -> None:
+    """A fan-out wider than the worker claims at creation leaves steps in the queue;
+    each one claimed from there, known short, runs first and commits its start
+    with its outcome instead of a commit of its own before it runs."""
+    engine = launched(backend_url, concurrency=1)  # claims at most 4 steps at creation
+    for i in range(MIN_SAMPLES):
+        assert engine.start(w.echo_wf, i).result(timeout=30) == i
+    appends = record_calls(engine.world, "append")
+    record_calls(engine.world, "append_many", into=appends)
+    run = engine.start(w.gather_echo, 8)
+    assert run.result(timeout=30) == list(range(8))
+    writes = [[(e.event_type, e.correlation_id) for e in r.events]
+              for r in _requests(appends) if r.run_id == run.id]
+    from_queue = 0
+    for events in writes:  # (the steps claimed at creation start in create_run_started)
+        for i, (kind, cid) in enumerate(events):
+            if kind == "step_started":
+                assert events[i + 1:i + 2] == [("step_completed", cid)], writes
+                from_queue += 1
+    assert from_queue > 0, writes  # some steps did come from the queue
+    assert [s.attempt for s in run.steps()] == [1] * 8
+
+
+def _requests(calls: list[Any]) -> list[Any]:
+    """The AppendRequests of recorded ``append`` and ``append_many`` calls."""
+    from perdure.world import AppendRequest
+
+    out: list[Any] = []
+    for name, args, _ in calls:
+        if name == "append_many":
+            out.extend(args[0])
+        else:
+            out.append(AppendRequest(args[0], list(args[1])))
+    return out

@@ -254,3 +254,9 @@ def held(name: str) -> str:
 @workflow
 async def held_wf(name: str) -> str:
     return await held(name)
+
+
+@workflow
+async def gather_echo(n: int) -> list[object]:
+    """``n`` echo steps at once: wider than a small worker claims at creation."""
+    return list(await asyncio.gather(*(echo(i) for i in range(n))))
