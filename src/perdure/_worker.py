@@ -1,7 +1,8 @@
 """The worker: claims jobs, runs activations and steps, renews leases, recovers runs.
 
 Threads: one dispatcher (claims while there are free slots, then sleeps on the
-``jobs`` wake-up; a busy worker claims at most once per ``claim_cooldown``),
+``jobs`` wake-up; a busy worker that other workers compete with claims at most
+once per ``claim_cooldown``, see ``_pacing.py``),
 ``concurrency`` executor threads, a heartbeat and a recovery sweeper. A slot is
 held from claim to acknowledgement. Steps a workflow creates are claimed in the
 same commit when slots are free, and the thread that committed runs the first of
@@ -26,6 +27,7 @@ from ._cache import InstanceCache
 from ._decorators import StepFunction, get_step
 from ._leases import Heartbeat
 from ._outcomes import Outcomes
+from ._pacing import ClaimPacing
 from ._replay import NewStep
 from ._serialization import decode
 from ._step_times import StepTimes
@@ -48,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 BACKLOG = 4  # steps claimed at creation, per executor thread (see _reserve_created)
 LOG_PREFIX = 32  # events of each claimed run read with the claim: whole logs of new runs
-CLAIM_COOLDOWN = 0.01  # seconds between a busy worker's claims (see _cool_down)
+CLAIM_COOLDOWN = 0.01  # seconds between a busy, contended worker's claims (_pacing.py)
 
 
 class Worker:
@@ -60,14 +62,12 @@ class Worker:
                  claim_cooldown: float = CLAIM_COOLDOWN) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if claim_cooldown < 0:
-            raise ValueError("claim_cooldown must not be negative")
         self.world = world
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-8:]}"
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
-        self.claim_cooldown = claim_cooldown
+        self.pacing = ClaimPacing(claim_cooldown)
         self.recovery_interval = recovery_interval
         self.max_payload_bytes = max_payload_bytes
         self.cache = InstanceCache(cache_size)
@@ -86,8 +86,7 @@ class Worker:
         self._next_due: float | None = None
         self._starved = False  # the dispatcher found no free slot last time
         self._last_free = 1
-        self._claimed_at = 0.0  # time.monotonic() of the last claim
-        self._took_all = False  # the last claim left free slots: it took the whole queue
+        self._woken = False  # the next claim follows a wake-up, not a poll's timeout
         self._inputs: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
         self._inputs_lock = threading.Lock()
         self._stop = threading.Event()
@@ -253,27 +252,12 @@ class Worker:
                 self._stop.wait(min(1.0, self.poll_interval))
                 continue
             if claimed < self._last_free:  # the queue is drained (or no slot): wait
-                self._wake.wait(self._idle_timeout())
-                self._cool_down()
-
-    def _cool_down(self) -> None:
-        """A worker with jobs in flight claims at most once per ``claim_cooldown``.
-
-        Each NOTIFY wakes every worker, and one claim per wake-up hands out jobs one
-        or two at a time: under load the claims, and the appends of the few runs
-        each one brings, cost more than the runs. Waiting out the cooldown lets the
-        jobs that arrive meanwhile come in one claim and their activations share
-        commits (two workers on two cores: 850 to 1,080 one-step workflows/s, see
-        docs/architecture.md). An idle worker claims at once, so a lone job waits
-        for nothing; so does one whose last claim was cut short by its free slots
-        (a backlog it takes as slots free up, like the rest of a wide fan-out)."""
-        if self.claim_cooldown <= 0 or not self._took_all:
-            return
-        with self._slots_lock:
-            busy = self._busy > 0
-        gap = self.claim_cooldown - (time.monotonic() - self._claimed_at)
-        if busy and gap > 0:
-            self._stop.wait(gap)
+                self._woken = self._wake.wait(self._idle_timeout())
+                with self._slots_lock:
+                    busy = self._busy > 0
+                pause = self.pacing.pause(busy=busy, now=time.monotonic())
+                if pause > 0:
+                    self._stop.wait(pause)
 
     def _claim_some(self) -> int:
         with self._slots_lock:  # reserve, or note (atomically) that a give-back must wake us
@@ -283,7 +267,7 @@ class Worker:
         self._last_free = max(free, 1)
         if free == 0:
             return 0
-        self._claimed_at = time.monotonic()
+        began, woken, self._woken = time.monotonic(), self._woken, False
         try:
             # With the claim, the logs of the runs it continues: no read per activation.
             jobs, logs = self.world.claim_with_logs(
@@ -291,7 +275,7 @@ class Worker:
         except BaseException:
             self._reserve(-free)
             raise
-        self._took_all = len(jobs) < free
+        self.pacing.claimed(asked=free, got=len(jobs), woken=woken, at=began)
         if len(jobs) < free:
             self._reserve(-(free - len(jobs)))
         for job in jobs:

@@ -153,12 +153,10 @@ def _claim_sizes(world: Any, monkeypatch: Any) -> tuple[list[int], threading.Eve
     return sizes, claimed
 
 
-def test_a_busy_worker_takes_the_jobs_of_its_cooldown_in_one_claim(
-    backend_url: str, launched: Callable[..., Engine], monkeypatch: Any
-) -> None:
-    """Runs that arrive one by one while the worker has a job in flight wait out the
-    claim cooldown and come in one claim, not one claim (and one commit) each."""
-    engine = launched(backend_url, concurrency=8, claim_cooldown=2.0)
+def _five_runs_at_a_busy_worker(backend_url: str, engine: Engine,
+                                monkeypatch: Any) -> list[int]:
+    """Five runs started one by one (five commits, five wake-ups, 0.4 s) while the
+    worker has a job in flight: the sizes of the worker's claims meanwhile."""
     name = uuid7()
     entered, release = w.hold(name)
     client = Engine(backend_url)
@@ -166,7 +164,7 @@ def test_a_busy_worker_takes_the_jobs_of_its_cooldown_in_one_claim(
         blocker = engine.start(w.held_wf, name)
         assert entered.wait(20)  # the worker is busy from here on
         sizes, claimed = _claim_sizes(engine.world, monkeypatch)
-        assert claimed.wait(20)  # a claim just ended: the next waits out the cooldown
+        assert claimed.wait(20)  # a claim just ended (a contended worker waits from here)
         runs = []
         for i in range(5):  # five commits, five wake-ups, spread over 0.4 s
             runs.append(client.start(w.echo_wf, i))
@@ -177,7 +175,29 @@ def test_a_busy_worker_takes_the_jobs_of_its_cooldown_in_one_claim(
         release.set()
         client.shutdown()
     assert blocker.result(timeout=30) == name
-    assert [n for n in sizes if n] == [5]
+    return [n for n in sizes if n]
+
+
+def test_a_contended_busy_worker_takes_the_jobs_of_its_cooldown_in_one_claim(
+    backend_url: str, launched: Callable[..., Engine], monkeypatch: Any
+) -> None:
+    """A worker that other workers take jobs from under (its claims after wake-ups
+    come back empty) and that has a job in flight waits out the claim cooldown:
+    the runs that arrive meanwhile come in one claim, not one claim (and one
+    commit) each."""
+    engine = launched(backend_url, concurrency=8, claim_cooldown=2.0)
+    assert engine.worker is not None
+    for _ in range(16):  # as if it had lost 16 races to other workers
+        engine.worker.pacing.claimed(asked=8, got=0, woken=True, at=time.monotonic())
+    assert _five_runs_at_a_busy_worker(backend_url, engine, monkeypatch) == [5]
+
+
+def test_a_lone_busy_worker_claims_at_each_wake_up(
+    backend_url: str, launched: Callable[..., Engine], monkeypatch: Any
+) -> None:
+    """No other worker takes its jobs: the cooldown would only delay them."""
+    engine = launched(backend_url, concurrency=8, claim_cooldown=2.0)
+    assert len(_five_runs_at_a_busy_worker(backend_url, engine, monkeypatch)) >= 3
 
 
 def test_an_idle_worker_claims_at_once_whatever_its_cooldown(
