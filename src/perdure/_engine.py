@@ -14,6 +14,7 @@ from ._batcher import create_batcher
 from ._decorators import WorkflowFunction, get_workflow, workflow_names
 from ._ends import Ends
 from ._outcomes import Outcomes
+from ._pacing import checked_cooldown
 from ._run import Run, RunList
 from ._serialization import encode
 from ._worker import CLAIM_COOLDOWN, Worker
@@ -39,8 +40,8 @@ class Engine:
                  recovery_interval: float = 60.0, webhook_base_url: str | None = None,
                  max_payload_bytes: int | None = None, migrate: bool = True,
                  listen: bool = True, claim_cooldown: float | None = None) -> None:
-        if claim_cooldown is not None and claim_cooldown < 0:  # before anything is opened
-            raise ValueError("claim_cooldown must not be negative")
+        if claim_cooldown is not None:
+            checked_cooldown(claim_cooldown)  # before anything is opened
         self.url = resolve_url(url)
         self.world: World = open_world(self.url, migrate=migrate, listen=listen)
         is_sqlite = self.url.startswith("sqlite:")

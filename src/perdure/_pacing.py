@@ -29,11 +29,16 @@ UNCONTENDED = 0.03  # ... and below which they are not any more
 WEIGHT = 1 / 16     # of the newest claim in the moving average
 
 
+def checked_cooldown(cooldown: float) -> float:
+    """``cooldown``, refused when negative (the Engine asks before opening anything)."""
+    if cooldown < 0:
+        raise ValueError("claim_cooldown must not be negative")
+    return cooldown
+
+
 class ClaimPacing:
     def __init__(self, cooldown: float) -> None:
-        if cooldown < 0:
-            raise ValueError("claim_cooldown must not be negative")
-        self.cooldown = cooldown
+        self.cooldown = checked_cooldown(cooldown)
         self.empty_share = 0.0  # moving average of empty claims after wake-ups
         self.contended = False
         self._claimed_at: float | None = None  # time.monotonic() of the last claim

@@ -339,9 +339,14 @@ class Worker:
     def _attempt_if_short(self, run_id: str, new: NewStep) -> StepOutcome | None:
         """The first attempt of a step this worker knows to be short, run before its
         start is committed (``Advancer._commit_activation``); None for any other."""
-        if self._stop.is_set() or not self.step_times.is_short(new.step.name):
+        if not self._runs_first(new.step.name):
             return None
         return self._attempt(run_id, new.correlation_id, new.step, new.args, new.kwargs, 1)
+
+    def _runs_first(self, step_name: str) -> bool:
+        """Whether a step's attempt runs before its start commits: known short, and
+        this worker not stopping."""
+        return not self._stop.is_set() and self.step_times.is_short(step_name)
 
     def _execute(self, ls: LocalStep) -> list[LocalStep]:
         outcome = ls.outcome or self._attempt(ls.run_id, ls.correlation_id, ls.step, ls.args,
@@ -374,7 +379,7 @@ class Worker:
         args, kwargs = self._step_input(run_id, cid)
         start = NewEvent("step_started", cid, {"attempt": attempt}, time.time())
         ls = LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt, start=start)
-        if self._stop.is_set() or not self.step_times.is_short(step.name):
+        if not self._runs_first(step.name):
             # Committed first, so that an attempt that kills the worker is counted.
             try:
                 self.append(AppendRequest(run_id, [start]))

@@ -72,15 +72,8 @@ def _in_process(url: str, shape: Shape, iterations: int) -> None:
 
 
 def _workers(url: str, shape: Shape, runs: int) -> None:
-    procs = [_throughput._spawn(url) for _ in range(int(shape.params["workers"]))]
-    client = Engine(url)
-    try:
-        for proc, log in procs:
-            _throughput._wait_ready(proc, log)
+    with _throughput.fleet(url, int(shape.params["workers"])) as client:
         _throughput._batch(client, runs)
-    finally:
-        _throughput._stop(procs)
-        client.shutdown()
 
 
 def counted(url: str, shape: Shape, n: int, cg_dir: str) -> int:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from perdure import Engine, Run
+from perdure import Run
 
 from . import _shapes, _throughput
 from ._measure import percentile
@@ -43,35 +42,26 @@ class Round:
 def measure(url: str, workers: int, rate: float, runs: int, cooldown: float) -> Round:
     """One round: fresh worker processes with ``cooldown``, ``runs`` starts at ``rate``
     per second (after a warm-up batch), every result awaited."""
-    procs = [_throughput._spawn(url, ["--claim-cooldown", str(cooldown)])
-             for _ in range(workers)]
-    client = Engine(url)
     latencies: list[float] = []
-    lock = threading.Lock()
-    try:
-        for proc, log in procs:
-            _throughput._wait_ready(proc, log)
-        _throughput._batch(client, 25 * workers)
 
-        def wait(run: Run, began: float) -> None:
-            run.result(timeout=_shapes.RESULT_TIMEOUT)
-            with lock:
-                latencies.append((time.perf_counter() - began) * 1000.0)
+    def wait(run: Run, began: float) -> None:
+        run.result(timeout=_shapes.RESULT_TIMEOUT)
+        latencies.append((time.perf_counter() - began) * 1000.0)  # one append: thread-safe
 
-        with ThreadPoolExecutor(WAITERS) as pool:
-            t0 = time.perf_counter()
-            futures = []
-            for i in range(runs):
-                ahead = t0 + i / rate - time.perf_counter()
-                if ahead > 0:
-                    time.sleep(ahead)  # the schedule of starts, not a synchronization
-                began = time.perf_counter()
-                futures.append(pool.submit(wait, client.start(_shapes.bench_one, i), began))
-            for future in futures:
-                future.result()
-    finally:
-        _throughput._stop(procs)
-        client.shutdown()
+    options = ["--claim-cooldown", str(cooldown)]
+    with _throughput.fleet(url, workers, options) as client, \
+            ThreadPoolExecutor(WAITERS) as pool:
+        _throughput._batch(client, _throughput.WARMUP_PER_WORKER * workers)
+        t0 = time.perf_counter()
+        futures = []
+        for i in range(runs):
+            ahead = t0 + i / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)  # the schedule of starts, not a synchronization
+            began = time.perf_counter()
+            futures.append(pool.submit(wait, client.start(_shapes.bench_one, i), began))
+        for future in futures:
+            future.result()
     return Round(workers, rate, cooldown, latencies)
 
 

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from perdure import Engine
@@ -91,6 +93,22 @@ def _batch(client: Engine, n: int) -> None:
         value = run.result(timeout=_shapes.RESULT_TIMEOUT)
         if value != index:
             raise AssertionError(f"run {run.id} returned {value!r}, expected {index}")
+
+
+@contextmanager
+def fleet(url: str, workers: int, options: list[str] | None = None) -> Iterator[Engine]:
+    """``workers`` ready ``perdure worker`` processes (with ``options``) and a client
+    Engine that executes nothing; all stopped on exit. For the programs that drive
+    workers without this shape's bookkeeping (``_instructions``, ``_queue_latency``)."""
+    procs = [_spawn(url, options) for _ in range(workers)]
+    client = Engine(url)
+    try:
+        for proc, log in procs:
+            _wait_ready(proc, log)
+        yield client
+    finally:
+        _stop(procs)
+        client.shutdown()
 
 
 def _spawn(url: str, options: list[str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:

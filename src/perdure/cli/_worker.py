@@ -47,8 +47,8 @@ def load_app(app: str) -> ModuleType:
 @click.option("--poll-interval", type=float, default=None,
               help="Seconds between polls when no wake-up comes.")
 @click.option("--claim-cooldown", type=click.FloatRange(min=0), default=None,
-              help="Seconds between claims of a worker with jobs in flight "
-                   "(default 0.01; 0 claims on every wake-up).")
+              help="Seconds between claims of a busy worker that other workers "
+                   "compete with (default 0.01; 0 claims on every wake-up).")
 @click.option("--drain-timeout", type=float, default=30.0, show_default=True,
               help="On SIGTERM, seconds to let in-flight work finish.")
 @click.pass_context

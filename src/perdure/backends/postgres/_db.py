@@ -78,12 +78,17 @@ def translate(exc: psycopg.Error) -> Exception | None:
     return None
 
 
+def _session_ended(exc: psycopg.OperationalError) -> bool:
+    """The server ended the session (57P: a restart, ``pg_terminate_backend``)."""
+    return (exc.sqlstate or "").startswith("57P")
+
+
 def _retryable(exc: psycopg.OperationalError, retry: Retry) -> bool:
     if isinstance(exc, PoolTimeout) or retry is Retry.NEVER:
         return False
     if retry is Retry.ALWAYS:
         return True
-    return (exc.sqlstate or "").startswith("57P")
+    return _session_ended(exc)
 
 
 def _readable(fd: int) -> bool:
@@ -179,16 +184,16 @@ class Database:
         server ended the session (57P: a restart, ``pg_terminate_backend``) as often
         as the pool has connections, since those end all at once and a connection
         whose backend is still exiting looks alive until its query fails."""
-        for attempt in range(self.max_size + 1):
+        retries = 0
+        while True:
             try:
                 return self._once(fn)
             except psycopg.OperationalError as exc:
-                ended = (exc.sqlstate or "").startswith("57P")
-                last = attempt == self.max_size or (attempt >= 1 and not ended)
-                if last or not _retryable(exc, retry):
+                allowed = self.max_size if _session_ended(exc) else 1
+                if retries >= allowed or not _retryable(exc, retry):
                     raise
+                retries += 1
                 log.warning("retrying after a lost connection: %s", exc)
-        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _once(self, fn: Callable[[Conn], T]) -> T:
         conn = self.getconn()
