@@ -7,6 +7,11 @@ A reader remembers the last index it delivered and on every wake re-queries the
 chunks after it, in order, so nothing is delivered twice or skipped; a poll
 covers a wake-up that never comes, and a failed query is retried from the same
 index (the pool hands out a fresh connection).
+
+One shortcut: chunks committed by the reader's own process come with their
+wake-up (``Subscription.take``), and when they follow on from the last index
+delivered the reader delivers them without a query. Anything else (a wake-up
+from another process, a gap, a poll) queries the table.
 """
 
 from __future__ import annotations
@@ -33,9 +38,13 @@ def encode_chunk(chunk: Any, max_bytes: int | None = None) -> tuple[int, bytes]:
 
 
 def decode_chunk(chunk: Chunk) -> Any:
-    if chunk.kind == CHUNK_BYTES:
-        return bytes(chunk.data)
-    return loads_value(bytes(chunk.data).decode("utf-8"), strict=False)
+    return _decode(chunk.kind, chunk.data)
+
+
+def _decode(kind: int, data: bytes) -> Any:
+    if kind == CHUNK_BYTES:
+        return bytes(data)
+    return loads_value(bytes(data).decode("utf-8"), strict=False)
 
 
 class StreamCursor:
@@ -93,6 +102,24 @@ class StreamCursor:
             self._check_run_ended()
         return values
 
+    def handed(self, sub: Subscription) -> tuple[list[Any], bool]:
+        """After a wake-up: the values of the chunks handed over with it that follow
+        on from the last index delivered, and whether the table must be queried
+        still (a wake-up without chunks, chunks after a gap, no index yet)."""
+        held, blind = sub.take()
+        values: list[Any] = []
+        for index, kind, data in held:
+            if self.next_index is None or index > self.next_index:
+                return values, True
+            if index < self.next_index:
+                continue  # delivered already (by the query that ran meanwhile)
+            if kind == CHUNK_EOF:
+                self.done = True
+                return values, False
+            values.append(_decode(kind, data))
+            self.next_index += 1
+        return values, blind
+
     def _check_run_ended(self) -> None:
         """A run that ended without ever opening this stream: stop after one more look."""
         run = self.world.get_run(self.run_id)
@@ -107,18 +134,23 @@ def read_stream(world: World, run_id: str, name: str, start_index: int,
     cursor = StreamCursor(world, run_id, name, start_index)
     sub = world.notifier.subscribe(f"stream:{run_id}:{name}")
     try:
-        woken = False
+        query, woken = True, False
         while not cursor.done:
-            values = cursor.fetch(check_end=not woken)
-            yield from values
-            woken = False
-            if len(values) >= READ_BATCH or cursor.done:
-                continue
+            if query:
+                values = cursor.fetch(check_end=not woken)
+                yield from values
+                if len(values) >= READ_BATCH or cursor.done:
+                    continue
             delay = cursor.retry_delay()
             if delay:
                 time.sleep(delay)
-            elif not values:
-                woken = sub.wait(poll_interval)
+                query, woken = True, False
+                continue
+            woken = sub.wait(poll_interval)
+            query = True
+            if woken:
+                values, query = cursor.handed(sub)
+                yield from values
     finally:
         sub.close()
 
@@ -144,18 +176,24 @@ async def read_stream_async(world: World, run_id: str, name: str, start_index: i
     cursor = StreamCursor(world, run_id, name, start_index)
     sub = await subscribe_async(world, f"stream:{run_id}:{name}")
     try:
-        woken = False
+        query, woken = True, False
         while not cursor.done:
-            values = await asyncio.to_thread(cursor.fetch, not woken)
-            for value in values:
-                yield value
-            woken = False
-            if len(values) >= READ_BATCH or cursor.done:
-                continue
+            if query:
+                values = await asyncio.to_thread(cursor.fetch, not woken)
+                for value in values:
+                    yield value
+                if len(values) >= READ_BATCH or cursor.done:
+                    continue
             delay = cursor.retry_delay()
             if delay:
                 await asyncio.sleep(delay)
-            elif not values:
-                woken = await sub.wait_async(poll_interval)
+                query, woken = True, False
+                continue
+            woken = await sub.wait_async(poll_interval)
+            query = True
+            if woken:
+                values, query = cursor.handed(sub)
+                for value in values:
+                    yield value
     finally:
         sub.close()

@@ -128,6 +128,13 @@ async def stream_then_hook(first: int, token: str, more: int, flush_each: bool =
 
 
 @workflow
+async def stream_after_hook(token: str, count: int) -> int:
+    """Waits for the hook ``token``, then writes ``count`` chunks, one commit each."""
+    await create_hook(token=token)
+    return await stream_write_range(0, count, None, True)
+
+
+@workflow
 async def stream_count(n: int) -> int:
     """``n`` chunks on the default stream, closed by the end of the run."""
     return await stream_write_range(0, n)

@@ -10,7 +10,7 @@ from typing import Any
 from perdure import Engine
 
 from . import stream_workflows as w
-from ._support import wait_for_hook
+from ._support import Collector, wait_for, wait_for_hook
 from .test_delivery import read_all
 
 
@@ -71,3 +71,20 @@ def test_flush_after_each_write_makes_one_transaction_each(
     assert (len(writes), _chunks(writes)) == (50, 50)
     engine.resume_hook(token)
     assert run.result(timeout=20) == 50
+
+
+def test_a_reader_in_the_writers_process_reads_back_nothing(
+    engine: Engine, record_calls: Callable[..., list[Any]],
+) -> None:
+    """Chunks committed by this process come with their wake-up: a live reader here
+    delivers 200 chunks, each its own commit, with no more queries of the table than
+    its first and a poll or two (a query per commit, at least, before)."""
+    token = "handed-over"
+    run = engine.start(w.stream_after_hook, token, 200)
+    reads = record_calls(engine.world, "read_chunks")
+    col = Collector(run)
+    wait_for(lambda: reads, what="the reader's first query")  # it listens from here
+    wait_for_hook(engine, token)
+    engine.resume_hook(token)
+    assert col.wait_done() == list(range(200))
+    assert len(reads) <= 6, f"{len(reads)} queries for 200 chunks"

@@ -3,6 +3,12 @@
 SQLite publishes here directly after each commit; the Postgres listener publishes
 here for every NOTIFY it receives. Subscriptions are level-triggered flags, so a
 wake-up that lands between a reader's query and its wait is never lost.
+
+A stream's chunks committed by this process travel with their wake-up: a reader
+in the writer's process then delivers them without reading them back (one query
+per chunk less on a live stream's path). They are held until the reader takes
+them, up to ``HELD_BYTES``; past that, and for any wake-up without chunks, the
+subscription also says "query the table", as every wake-up did before.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from ..world import CommittedChunk
 
 log = logging.getLogger(__name__)
+
+HELD_BYTES = 4 * 1024 * 1024  # chunks held for a reader that has not taken them yet
 
 
 class LocalSubscription:
@@ -23,13 +33,38 @@ class LocalSubscription:
         self._event = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
+        self._held: list[CommittedChunk] = []
+        self._held_bytes = 0
+        self._blind = False  # a wake-up came without its chunks: query the table
 
-    def set(self) -> None:
+    def set(self, chunks: Sequence[CommittedChunk] | None = None) -> None:
         with self._lock:
+            self._hold(chunks)
             self._event.set()
             waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_resolve, fut)
+
+    def _hold(self, chunks: Sequence[CommittedChunk] | None) -> None:
+        """Under the lock. Past ``HELD_BYTES`` the chunks held are dropped (the reader
+        finds a gap and queries)."""
+        if chunks is None:
+            self._blind = True
+            return
+        size = sum(len(data) for _, _, data in chunks)
+        if self._held_bytes + size > HELD_BYTES:
+            self._held, self._held_bytes = [], 0
+            self._blind = True
+            if size > HELD_BYTES:
+                return
+        self._held.extend(chunks)
+        self._held_bytes += size
+
+    def take(self) -> tuple[list[CommittedChunk], bool]:
+        with self._lock:
+            held, blind = self._held, self._blind
+            self._held, self._held_bytes, self._blind = [], 0, False
+        return held, blind
 
     def wait(self, timeout: float | None) -> bool:
         fired = self._event.wait(timeout)
@@ -81,12 +116,13 @@ class LocalNotifier:
             self._subs[key].add(sub)
         return sub
 
-    def publish(self, key: str) -> None:
+    def publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
+        """Wake ``key``'s subscriptions. ``chunks``: committed already, in index order."""
         with self._lock:
             subs = list(self._subs.get(key, ()))
             watchers = [fn for prefix, fn in self._watchers if key.startswith(prefix)]
         for sub in subs:
-            sub.set()
+            sub.set(chunks)
         for fn in watchers:
             try:
                 fn(key)

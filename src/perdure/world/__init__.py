@@ -11,6 +11,7 @@ from ._records import (
     AppendRequest,
     AppendResult,
     Chunk,
+    CommittedChunk,
     CreateRequest,
     Event,
     HookRecord,
@@ -41,8 +42,8 @@ from ._transitions import (
 __all__ = [
     "CHUNK_BYTES", "CHUNK_EOF", "CHUNK_VALUE", "CREATION_EVENTS", "EVENT_TYPES",
     "RESULT_EVENTS", "RUN_TERMINAL", "RUN_TERMINAL_EVENTS", "STATUSES", "STEP_TERMINAL",
-    "TRANSITIONS", "AppendRequest", "AppendResult", "Chunk", "CreateRequest", "Event",
-    "HookRecord", "Job", "JobKind",
+    "TRANSITIONS", "AppendRequest", "AppendResult", "Chunk", "CommittedChunk", "CreateRequest",
+    "Event", "HookRecord", "Job", "JobKind",
     "NewEvent", "NewJob", "Notifier", "Page", "RunRecord", "RunStatus", "StepRecord",
     "StreamInfo", "Subscription", "Transition", "WaitRecord", "World", "dumps",
     "is_legal", "loads", "new_token", "uuid7",

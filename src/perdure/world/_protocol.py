@@ -36,6 +36,7 @@ from ._records import (
     AppendRequest,
     AppendResult,
     Chunk,
+    CommittedChunk,
     CreateRequest,
     Event,
     HookRecord,
@@ -61,8 +62,15 @@ class Subscription(Protocol):
 
     async def wait_async(self, timeout: float | None) -> bool: ...
 
-    def set(self) -> None:
-        """Wake this subscription from this process (as a notification would)."""
+    def set(self, chunks: Sequence[CommittedChunk] | None = None) -> None:
+        """Wake this subscription from this process (as a notification would).
+        ``chunks``: a stream's chunks this process has just committed."""
+        ...
+
+    def take(self) -> tuple[list[CommittedChunk], bool]:
+        """The chunks handed over since the last ``take``, and whether some wake-up
+        came without them (another process's write, a reconnect): then only a query
+        of the table tells what is new."""
         ...
 
     def close(self) -> None: ...
@@ -71,7 +79,9 @@ class Subscription(Protocol):
 class Notifier(Protocol):
     """Wake-ups. Keys: ``jobs`` (a job became claimable), ``run:<id>`` (a run
     ended or was cancelled), ``stream:<run id>:<name>`` (a chunk or EOF was
-    written). A wake-up carries no data: whoever wakes re-reads the tables."""
+    written). A wake-up carries no data (whoever wakes re-reads the tables), but
+    for one: a stream's chunks committed by this process come with their wake-up,
+    so a reader here need not read back what its own process just wrote."""
 
     def subscribe(self, key: str) -> Subscription: ...
 

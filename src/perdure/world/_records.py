@@ -154,6 +154,10 @@ class Job:
     attempts: int  # times claimed, this claim included
 
 
+# A chunk this process just committed, handed to its readers with the wake-up.
+CommittedChunk = tuple[int, int, bytes]  # (index, kind, data)
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     run_id: str

@@ -202,3 +202,24 @@ def test_acking_a_workflow_job_wakes_its_held_back_continuation(
             jobs.close()
         [continuation] = writer.claim("w2", limit=10, lease_seconds=30)
         assert continuation.run_id == run_id and continuation.id != job.id
+
+
+def test_own_stream_writes_wake_once_with_their_chunks(
+    pg_url: str, pg_world: PostgresWorld
+) -> None:
+    """A stream write of this World wakes its readers at the commit, with the chunks;
+    the listener does not publish that write's NOTIFY again (a wake-up without chunks,
+    which costs a reader a query). Another World's write comes through NOTIFY, and
+    says only "query the table"."""
+    run_id = _new_run(pg_world)
+    sub = pg_world.notifier.subscribe(f"stream:{run_id}:out")
+    marker = pg_world.notifier.subscribe(f"stream:{run_id}:marker")
+    pg_world.write_chunks(run_id, "out", [(CHUNK_BYTES, b"a"), (CHUNK_BYTES, b"b")])
+    with PostgresWorld(pg_url, listen=False) as other:
+        other.write_chunks(run_id, "marker", [(CHUNK_BYTES, b"m")])
+        assert marker.wait(10)  # NOTIFYs come in commit order: ours has been seen
+        assert sub.take() == ([(0, CHUNK_BYTES, b"a"), (1, CHUNK_BYTES, b"b")], False)
+        assert sub.wait(0) and not sub.wait(0)  # our write's wake-up, and only it
+        other.write_chunks(run_id, "out", [(CHUNK_BYTES, b"c")])
+        assert sub.wait(10)
+        assert sub.take() == ([], True)

@@ -126,6 +126,8 @@ class Database:
     ) -> None:
         self.max_size = max_size
         self.prepare = prepare  # False behind a pooler that cannot keep prepared statements
+        self._pids: weakref.WeakKeyDictionary[Conn, int] = weakref.WeakKeyDictionary()
+        self._pids_lock = threading.Lock()
         self.pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=min_size,
@@ -141,6 +143,7 @@ class Database:
             },
             name="perdure",
             num_workers=1,
+            configure=self._remember_pid,
             open=False,
         )
         self.pool.open(wait=False)
@@ -150,6 +153,16 @@ class Database:
         self._hot_until: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._hot_lock = threading.Lock()
         self._closed = False
+
+    def _remember_pid(self, conn: Conn) -> None:
+        with self._pids_lock:
+            self._pids[conn] = conn.info.backend_pid
+
+    def backend_pids(self) -> set[int]:
+        """The server processes of this pool's open connections (the listener tells
+        this process's own NOTIFYs by them)."""
+        with self._pids_lock:
+            return {pid for conn, pid in self._pids.items() if not conn.closed}
 
     def close(self) -> None:
         with self._hot_lock:

@@ -11,7 +11,9 @@ tables. So the listener's one job is to stay connected:
   of its keys on: a worker that waits on no run is never sent the end of every run
   of the database, nor a client that executes nothing the wake-ups for jobs;
 - the thread waits on that connection's socket (and a wake-up socket, so
-  ``close()`` is immediate) and publishes each payload to a ``LocalNotifier``;
+  ``close()`` is immediate) and publishes each payload to a ``LocalNotifier``,
+  but for a stream wake-up sent by this process's own pooled connections, which
+  this process published itself, with the chunks, when the write returned;
 - an idle connection is pinged now and then, so a silent network drop is noticed;
 - the first subscription of a channel waits (briefly, bounded) until its LISTEN
   is in place, so a reader that subscribes, then queries, then waits cannot miss
@@ -31,11 +33,12 @@ import random
 import selectors
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 
+from ...world import CommittedChunk
 from .._notify import LocalNotifier, LocalSubscription
 
 log = logging.getLogger(__name__)
@@ -60,8 +63,10 @@ class Listener:
         max_backoff: float = 2.0,
         ping_interval: float = 10.0,
         connect_timeout: int = 5,
+        own_pids: Callable[[], set[int]] | None = None,
     ) -> None:
         self.url = url
+        self._own_pids = own_pids
         self.reconnects = 0          # successful connects after the first one
         self.connected = threading.Event()
         self._listening: dict[str, threading.Event] = {}  # channel -> LISTEN once in place
@@ -206,10 +211,19 @@ class Listener:
                     with contextlib.suppress(BlockingIOError):
                         self._wake_r.recv(4096)
                     self._listen_all(conn, listened)  # a channel asked for meanwhile
-                for note in conn.notifies(timeout=0):
+                for note in self._others(list(conn.notifies(timeout=0))):
                     self._notifier.publish(note.payload)
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("listener connection closed")
+
+    def _others(self, notes: list[psycopg.Notify]) -> list[psycopg.Notify]:
+        """The notifications to publish: not a stream wake-up sent by one of this
+        process's own connections, which this process published already, with its
+        chunks, right after the commit (``Streams.write_chunks``)."""
+        if self._own_pids is None or not any(n.payload.startswith("stream:") for n in notes):
+            return notes
+        own = self._own_pids()
+        return [n for n in notes if not (n.pid in own and n.payload.startswith("stream:"))]
 
     def _backoff(self, delay: float) -> None:
         """Wait ``delay`` give or take 25% (so many processes do not reconnect in
@@ -234,8 +248,8 @@ class PgNotifier:
             self.listener.start(wait=self.first_wait, channel=channel_of(key))
         return sub
 
-    def publish(self, key: str) -> None:
-        self.local.publish(key)
+    def publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
+        self.local.publish(key, chunks)
 
     def watch(self, prefix: str, fn: Callable[[str], None]) -> Callable[[], None]:
         unwatch = self.local.watch(prefix, fn)

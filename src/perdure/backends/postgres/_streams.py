@@ -33,9 +33,12 @@ class Streams(PostgresBase):
             "write_chunks", (run_id, stream, kinds, datas), retry=Retry.IF_NOT_RUN
         )
         assert row is not None
+        last = int(row[0])
         if chunks:
-            self.notifier.publish(stream_key(run_id, stream))
-        return int(row[0])
+            first = last - len(chunks) + 1
+            written = [(first + i, kinds[i], datas[i]) for i in range(len(chunks))]
+            self.notifier.publish(stream_key(run_id, stream), written)
+        return last
 
     def close_stream(self, run_id: str, stream: str) -> None:
         self._db.run("close_stream", (run_id, stream))  # idempotent: retried freely

@@ -42,7 +42,7 @@ class PostgresWorld(EventLog, JobQueue, Streams):
             prepare=prepare,
         )
         local = LocalNotifier()
-        self.listener = Listener(url, local) if listen else None
+        self.listener = Listener(url, local, own_pids=self._db.backend_pids) if listen else None
         self.notifier = PgNotifier(local, self.listener)
         self._closed = False
 

@@ -13,13 +13,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ...errors import EntityConflictError
-from ...world import Notifier
+from ...world import CommittedChunk, Notifier
 from .._notify import LocalNotifier
 from .._sqlfile import load_migrations, load_queries
 
@@ -88,8 +88,8 @@ class SqliteBase:
         self._lock = threading.Lock()
         self._closed = False
 
-    def _publish(self, key: str) -> None:
-        self._local_notifier.publish(key)
+    def _publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
+        self._local_notifier.publish(key, chunks)
 
     # -- connections -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 from ...errors import EntityConflictError, RunNotFoundError
-from ...world import CHUNK_EOF, Chunk, StreamInfo
+from ...world import CHUNK_EOF, Chunk, CommittedChunk, StreamInfo
 from . import _convert
 from ._connection import Q, SqliteBase
 
@@ -40,6 +40,7 @@ class Streams(SqliteBase):
         self, run_id: str, stream: str, chunks: Sequence[tuple[int, bytes]]
     ) -> int:
         now = time.time()
+        written: list[CommittedChunk] = []
         with self._write() as conn:
             if conn.execute(Q["get_run"], {"run_id": run_id}).fetchone() is None:
                 raise RunNotFoundError(run_id)
@@ -48,14 +49,16 @@ class Streams(SqliteBase):
                 if closed:
                     raise EntityConflictError(f"stream {stream!r} of run {run_id} is closed")
                 last += 1
+                stored = bytes(data)
                 params = {
                     "run_id": run_id, "stream": stream, "idx": last, "kind": kind,
-                    "data": bytes(data), "now": now,
+                    "data": stored, "now": now,
                 }
                 conn.execute(Q["insert_chunk"], params)
+                written.append((last, kind, stored))
                 closed = kind == CHUNK_EOF
         if chunks:
-            self._publish(stream_key(run_id, stream))
+            self._publish(stream_key(run_id, stream), written)
         return last
 
     def close_stream(self, run_id: str, stream: str) -> None:
