@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
-from perdure.world import Job, NewJob, uuid7
+from perdure.world import Job, NewEvent, NewJob, uuid7
 
 from ._support import wait_for
 
@@ -64,3 +64,36 @@ def test_one_live_workflow_claim_per_run(pg_world: PostgresWorld) -> None:
     late = pg_world.claim("late", limit=100, lease_seconds=30)
     assert {j.run_id for j in late} == set(run_ids) - set(per_run)
     assert Counter(j.run_id for j in late).most_common(1)[0][1] == 1 if late else True
+
+
+def _step(world: PostgresWorld, run_id: str, cid: str, worker: str, ack: list[int],
+          done: str | None = None) -> int:
+    """Record ``done``'s result (if any) and create step ``cid``, claimed by ``worker``."""
+    events = [] if done is None else [NewEvent("step_completed", done, {"output": 1})]
+    events += [NewEvent("step_created", cid, {"name": "noop", "args": []}),
+               NewEvent("step_started", cid, {"attempt": 1})]
+    job = NewJob("step", run_id, cid, claimed_by=worker, lease_seconds=30)
+    return world.append(run_id, events, jobs=[job], ack=ack).job_ids[0]
+
+
+def test_a_sequential_steps_job_carries_on_as_the_next_ones(pg_world: PostgresWorld) -> None:
+    """A step's end and its successor claimed by the same worker: the job row is
+    updated to be the successor's (same id, fresh lease), not deleted and inserted.
+    A job the worker does not hold is deleted and a new one made, as before."""
+    run_id = uuid7()
+    pg_world.create_run("wf", "[]", run_id=run_id)
+    pg_world.ack("w0", [j.id for j in pg_world.claim("w0", limit=1, lease_seconds=30)])
+    pg_world.append(run_id, [NewEvent("run_started")])
+    first = _step(pg_world, run_id, "s1", "w1", [])
+    before = pg_world.list_jobs(run_id=run_id)[0]
+    second = _step(pg_world, run_id, "s2", "w1", [first], done="s1")
+    assert second == first
+    [job] = pg_world.list_jobs(run_id=run_id)
+    assert (job.id, job.kind, job.correlation_id, job.claimed_by, job.attempts) == (
+        first, "step", "s2", "w1", 1)
+    assert job.lease_expires_at is not None and before.lease_expires_at is not None
+    assert job.lease_expires_at >= before.lease_expires_at
+    third = _step(pg_world, run_id, "s3", "w2", [second], done="s2")  # w1's job
+    assert third != second
+    assert [(j.id, j.correlation_id, j.claimed_by) for j in pg_world.list_jobs(run_id=run_id)] \
+        == [(third, "s3", "w2")]
