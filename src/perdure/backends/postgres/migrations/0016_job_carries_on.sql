@@ -56,6 +56,7 @@ DECLARE
     v_acked   text[];
     v_created text[];  -- the steps this call creates
     v_wake    boolean;
+    v_carried boolean := false;  -- the acked job carries on as the new step's
 BEGIN
     -- Writers of a run are serialized from here to commit (invariant 1).
     SELECT r.status, r.last_seq, r.result_seq, r.started_at, r.completed_at
@@ -211,22 +212,10 @@ BEGIN
         WHERE id = p_ack[1] AND kind = 'step' AND run_id = p_job_runs[1]
           AND claimed_by = p_job_claimed_by[1]
         RETURNING ARRAY[id] INTO job_ids;
-        IF FOUND THEN
-            IF p_close_streams THEN
-                IF EXISTS (SELECT FROM perdure.chunks c WHERE c.run_id = p_run_id) THEN
-                    closed_streams := perdure._close_streams(p_run_id, v_now);
-                ELSE
-                    closed_streams := '{}';
-                END IF;
-            END IF;
-            IF v_ended_now THEN
-                PERFORM pg_notify('perdure_runs', 'run:' || p_run_id);
-            END IF;
-            RETURN;
-        END IF;
+        v_carried := FOUND;
     END IF;
     -- Acks first: a step retried in this batch deletes its old job, then enqueues anew.
-    IF p_ack IS NOT NULL THEN
+    IF p_ack IS NOT NULL AND NOT v_carried THEN
         WITH d AS (DELETE FROM perdure.jobs WHERE id = ANY (p_ack) RETURNING kind, run_id)
         SELECT array_agg(d.run_id) FILTER (WHERE d.kind = 'workflow') INTO v_acked FROM d;
         IF v_acked IS NOT NULL AND EXISTS (SELECT FROM perdure._held_back(v_acked, v_now)) THEN
@@ -235,7 +224,9 @@ BEGIN
     END IF;
     -- Jobs of the steps this call creates: no ON CONFLICT, such a step has no job
     -- yet (its step_created is unique, invariant 3, and its job is made with it).
-    IF cardinality(p_job_kinds) = 1 AND p_job_kinds[1] = 'step'
+    IF v_carried THEN
+        NULL;  -- the acked job is the new step's now
+    ELSIF cardinality(p_job_kinds) = 1 AND p_job_kinds[1] = 'step'
        AND p_job_cids[1] = ANY (v_created) THEN
         -- one step (a sequential workflow's next): a plain insert
         INSERT INTO perdure.jobs (kind, run_id, correlation_id, due_at, claimed_by,
