@@ -4,6 +4,12 @@ Every ``lease / 3`` seconds the heartbeat renews the leases this worker holds. A
 lease it failed to renew (the worker stalled past expiry and another worker took
 the job) is only logged: whatever this worker then commits is checked by the
 event log's transition rules, so a result is still recorded once.
+
+A job is reported lost only when another worker holds it now. A job missing from
+the renewal is most often one this worker has just acknowledged: its commit ran
+between the heartbeat's list of held jobs and the renewal, and the worker has not
+yet struck it from the list. Such a job is gone from the queue, so it is looked up
+(one query per run, only for the jobs not renewed) before any warning.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 class Heartbeat:
     def __init__(self, world: World, worker_id: str, lease_seconds: float,
-                 held: Callable[[], list[int]], on_tick: Callable[[], None]) -> None:
+                 held: Callable[[], dict[int, str]], on_tick: Callable[[], None]) -> None:
         self.world = world
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
@@ -48,10 +54,20 @@ class Heartbeat:
     def beat(self) -> None:
         held = self._held()
         if held:
-            renewed = set(self.world.extend_leases(self.worker_id, held, self.lease_seconds))
-            still_held = set(self._held())  # jobs acknowledged meanwhile are not lost
-            lost = [job_id for job_id in held if job_id not in renewed and job_id in still_held]
+            renewed = set(self.world.extend_leases(self.worker_id, list(held),
+                                                   self.lease_seconds))
+            lost = self._taken({job: run for job, run in held.items() if job not in renewed})
             if lost:
                 self.lost += len(lost)
                 logger.warning("lost the lease of jobs %s", lost, extra={"jobs": lost})
         self._on_tick()
+
+    def _taken(self, missed: dict[int, str]) -> list[int]:
+        """Of the jobs not renewed, those still held here that another worker holds
+        now (the rest were acknowledged, or released, meanwhile)."""
+        missed = {job: run for job, run in missed.items() if job in self._held()}
+        taken = []
+        for run_id in sorted(set(missed.values())):
+            taken += [job.id for job in self.world.list_jobs(run_id=run_id)
+                      if job.id in missed and job.claimed_by not in (None, self.worker_id)]
+        return sorted(taken)

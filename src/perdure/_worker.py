@@ -94,7 +94,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
         self._wake = world.notifier.subscribe("jobs")
         self._threads: list[threading.Thread] = []
-        self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_ids,
+        self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_jobs,
                                     self._check_cancelled)
         self.upkeep = QueueUpkeep(world)
         self.jobs_done = 0
@@ -181,9 +181,10 @@ class Worker:
         if starved:
             self._wake.set()  # the dispatcher found no free slot: a wake-up may be lost
 
-    def _held_ids(self) -> list[int]:
+    def _held_jobs(self) -> dict[int, str]:
+        """Job id -> run id of the jobs this worker holds (the heartbeat renews them)."""
         with self._slots_lock:
-            return list(self._held)
+            return dict(self._held)
 
     def _note_future_job(self, due_at: float) -> None:
         with self._slots_lock:
