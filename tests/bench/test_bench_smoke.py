@@ -74,3 +74,31 @@ def test_queue_latency_prints_a_row_per_round(tmp_path: Path) -> None:
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 | 200 |")]
     assert [row.split("|")[3].strip() for row in rows] == ["0", "0.01"], proc.stdout
     assert all(row.split("|")[4].strip() == "10" for row in rows), proc.stdout
+
+
+def test_stream_timeline_prints_each_leg(tmp_path: Path) -> None:
+    """``_stream_timeline`` times a live stream's chunks leg by leg (SQLite here: a
+    smoke test, timings unread); the reader in the writer's process reads nothing
+    back after its first query."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.bench._stream_timeline", "--backend", "sqlite",
+         "--chunks", "20"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {line[:22].strip(): line[22:].strip() for line in proc.stdout.splitlines()[2:]}
+    assert set(rows) == {"write to flush", "flush (commit)", "commit to delivery",
+                         "write to delivery", "reads with chunks", "reads without"}
+    assert int(rows["reads with chunks"]) + int(rows["reads without"]) <= 4, proc.stdout
+
+
+def test_calls_times_the_hot_path(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.bench._calls", "seq-10", "--backend", "sqlite",
+         "--iterations", "2", "--hot-path"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "11.0 World calls per iteration" in proc.stdout, proc.stdout
+    for name in ("Worker._attempt", "WorkflowInstance.deliver", "Advancer._commit"):
+        assert name in proc.stdout, proc.stdout

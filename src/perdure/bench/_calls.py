@@ -11,6 +11,10 @@ step are the round trips per step and most of ``xact_commit``.
 ``--cpu`` (Linux, local server) also prints the CPU time per step of every
 ``postgres`` process and of this process (read from ``/proc``).
 
+``--hot-path`` also times a few functions of a step's path in this process (the
+step's attempt, the workflow's advance, the append's arguments and answer, the
+pool's lending; Postgres) and prints microseconds per call.
+
 ``--server-functions`` (Postgres, superuser) also sets ``track_functions = all``
 on the database and prints the server time of perdure's PL/pgSQL functions from
 ``pg_stat_user_functions`` (warm-up iterations included; times are per call).
@@ -19,6 +23,7 @@ on the database and prints the server time of perdure's PL/pgSQL functions from
 from __future__ import annotations
 
 import argparse
+import importlib
 import tempfile
 import threading
 import time
@@ -44,6 +49,19 @@ METHODS = (
 )
 
 
+# (module, class or None for a module function, name): a step's path in this process
+HOT_PATH = (
+    ("perdure._worker", "Worker", "_attempt"),
+    ("perdure._replay", "WorkflowInstance", "deliver"),
+    ("perdure._activation", "Advancer", "_commit"),
+    ("perdure.backends.postgres._eventlog", None, "append_params"),
+    ("perdure.backends.postgres._eventlog", "EventLog", "_appended"),
+    ("perdure.backends.postgres._db", "Database", "getconn"),
+    ("perdure.backends.postgres._db", "Database", "putconn"),
+    ("perdure.backends.postgres._db", "Database", "one"),
+)
+
+
 class CallLog:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -56,6 +74,15 @@ class CallLog:
             fn = getattr(world, name, None)
             if fn is not None:
                 setattr(world, name, self._wrapped(name, fn))
+
+    def wrap_hot_path(self) -> None:
+        """Time ``HOT_PATH`` too (patched on their classes and modules, for good)."""
+        for module_name, cls_name, name in HOT_PATH:
+            owner: Any = importlib.import_module(module_name)
+            if cls_name is not None:
+                owner = getattr(owner, cls_name)
+            label = f"{cls_name or module_name.rsplit('.', 1)[-1]}.{name}"
+            setattr(owner, name, self._wrapped(label, getattr(owner, name)))
 
     def _wrapped(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -81,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--server-functions", action="store_true")
     parser.add_argument("--cpu", action="store_true")
+    parser.add_argument("--hot-path", action="store_true")
     args = parser.parse_args(argv)
     shape = next((s for s in SHAPES if s.name == args.shape), None)
     if shape is None or shape.kind not in _shapes.DRIVERS:
@@ -92,8 +120,10 @@ def main(argv: list[str] | None = None) -> None:
             url = args.database_url or fresh_database(DEFAULT_SERVER, PERDURE_DATABASE)
             if args.server_functions:
                 _track_functions(url)
-        engine = Engine(url)
         log = CallLog()
+        if args.hot_path:
+            log.wrap_hot_path()
+        engine = Engine(url)
         log.wrap(engine.world)
         engine.launch()
         _shapes.bind_engine(engine)
@@ -114,11 +144,12 @@ def main(argv: list[str] | None = None) -> None:
             engine.shutdown()
     n, steps = args.iterations, max(shape.steps, 1)
     print(f"{shape.name} on {args.backend}: {wall / n * 1000:.2f} ms per iteration "
-          f"({steps} steps), {sum(log.calls.values()) / n:.1f} World calls per iteration")
-    print(f"{'method':<22}{'calls/iter':>11}{'calls/step':>11}{'ms/iter':>10}{'ms/call':>9}")
+          f"({steps} steps), {sum(log.calls.get(m, 0) for m in METHODS) / n:.1f} World calls "
+          "per iteration")
+    print(f"{'method':<28}{'calls/iter':>11}{'calls/step':>11}{'ms/iter':>10}{'ms/call':>9}")
     for name in sorted(log.calls, key=lambda k: -log.seconds[k]):
         calls, secs = log.calls[name], log.seconds[name]
-        print(f"{name:<22}{calls / n:>11.2f}{calls / n / steps:>11.2f}"
+        print(f"{name:<28}{calls / n:>11.2f}{calls / n / steps:>11.2f}"
               f"{secs / n * 1000:>10.2f}{secs / calls * 1000:>9.3f}")
     print("(World time is summed over threads: concurrent calls overlap)")
     if args.cpu:
