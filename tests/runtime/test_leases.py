@@ -19,8 +19,11 @@ def _claimed(world: Any, worker: str, lease_seconds: float = 30.0) -> tuple[int,
     return job.id, run_id
 
 
-def _heartbeat(world: Any, held: dict[int, str]) -> Heartbeat:
-    return Heartbeat(world, "w1", 30.0, lambda: dict(held), lambda: None)
+def _lost_after_a_beat(world: Any, job_id: int, run_id: str) -> int:
+    """One beat of w1's heartbeat holding ``job_id``; the leases it reports lost."""
+    beat = Heartbeat(world, "w1", 30.0, lambda: {job_id: run_id}, lambda: None)
+    beat.beat()
+    return beat.lost
 
 
 def test_a_job_acknowledged_before_its_renewal_is_not_lost(world: Any) -> None:
@@ -28,9 +31,7 @@ def test_a_job_acknowledged_before_its_renewal_is_not_lost(world: Any) -> None:
     renewal misses it, and it is not reported (the race behind the old false alarm)."""
     job_id, run_id = _claimed(world, "w1")
     world.ack("w1", [job_id])
-    beat = _heartbeat(world, {job_id: run_id})
-    beat.beat()
-    assert beat.lost == 0
+    assert _lost_after_a_beat(world, job_id, run_id) == 0
 
 
 def test_a_job_another_worker_took_is_lost(world: Any) -> None:
@@ -39,14 +40,12 @@ def test_a_job_another_worker_took_is_lost(world: Any) -> None:
     wait_for(lambda: time.time() > expiry + 0.01, what="the lease to expire")
     [taken] = world.claim("w2", limit=1, lease_seconds=30)
     assert taken.id == job_id
-    beat = _heartbeat(world, {job_id: run_id})
-    beat.beat()
-    assert beat.lost == 1
+    assert _lost_after_a_beat(world, job_id, run_id) == 1
 
 
 def test_a_held_job_is_renewed_not_lost(world: Any) -> None:
     job_id, run_id = _claimed(world, "w1", lease_seconds=5)
     before = world.list_jobs(run_id=run_id)[0].lease_expires_at
-    _heartbeat(world, {job_id: run_id}).beat()
+    assert _lost_after_a_beat(world, job_id, run_id) == 0
     after = world.list_jobs(run_id=run_id)[0].lease_expires_at
     assert after > before
