@@ -104,3 +104,27 @@ def test_event_data_compresses_with_lz4_when_the_server_has_it(
         "SELECT pg_column_compression(data) FROM perdure.events "
         "WHERE run_id = %s AND seq = 1", (run_id,)).fetchone()
     assert stored == (("lz4" if has_lz4 and has_lz4[0] else "pglz"),)
+
+
+def test_a_database_at_the_first_0014_upgrades(
+        pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    """Migration 0014 was revised after it had landed: its first version had no
+    perdure._held_back, which append_events asks from 0016 on. A database migrated
+    then (simulated: 0001 to 0014, that function dropped) upgrades, and an append
+    acking a workflow job, the call that asks it, works."""
+    from perdure.backends.postgres._db import Q
+    from perdure.world import NewEvent
+
+    admin.execute(Q["create_migrations_table"])
+    for number, name, sql in MIGRATIONS:
+        if number <= 14:
+            admin.execute(sql.encode())
+            admin.execute(Q["record_migration"], (number, name))
+    admin.execute("DROP FUNCTION perdure._held_back(text[], float8)")
+    with PostgresWorld(pg_url, listen=False) as world:
+        assert world.migrate() == LATEST
+        run_id = uuid7()
+        world.create_run("wf", "[]", run_id=run_id)
+        [job] = world.claim("w1", limit=1, lease_seconds=30)
+        world.append(run_id, [NewEvent("run_started")], ack=[job.id])
+        assert world.list_jobs(run_id=run_id) == []

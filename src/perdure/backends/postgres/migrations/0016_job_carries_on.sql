@@ -8,6 +8,19 @@
 -- still the ack's: the row changes step in the transaction that records the first
 -- step's result. Only a job this worker holds is carried on (claimed_by); any
 -- other acked job is deleted as before. The rest of append_events is as in 0014.
+--
+-- perdure._held_back is (re)defined here as 0014 defines it: 0014 was revised after
+-- it had landed, and a database migrated with its first version has no such
+-- function, which this append_events asks after acking a workflow job.
+
+CREATE OR REPLACE FUNCTION perdure._held_back(p_runs text[], p_now float8)
+    RETURNS TABLE (run_id text)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT r.run_id FROM unnest(p_runs) AS r(run_id)
+    CROSS JOIN LATERAL perdure._workflow_jobs(r.run_id) w
+    WHERE w.claimed_by IS NULL AND w.due_at <= p_now
+$$;
 
 CREATE OR REPLACE FUNCTION perdure.append_events(
     p_run_id text,
