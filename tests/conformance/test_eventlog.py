@@ -236,6 +236,17 @@ def test_creation_events_are_unique(world: World, creation: str) -> None:
     world.append(run_id, [ev(kind, "x") for kind in sorted(kinds)])
 
 
+def test_a_second_step_created_is_refused_as_such(world: World) -> None:
+    """Postgres finds it by the steps' primary key (migration 0017): the caller
+    still gets EntityConflictError that says what was refused, and nothing is written."""
+    run_id = new_run(world)
+    world.append(run_id, [ev("step_created", "x"), ev("step_started", "x")])
+    before = snapshot(world, run_id)
+    with pytest.raises(EntityConflictError, match="step_created.*exists"):
+        world.append(run_id, [ev("step_completed", "x"), ev("step_created", "x")])
+    assert snapshot(world, run_id) == before
+
+
 def test_run_created_cannot_be_appended(world: World) -> None:
     run_id = new_run(world, started=False)
     with pytest.raises(EntityConflictError):

@@ -63,6 +63,10 @@ def translate(exc: psycopg.Error) -> Exception | None:
     """The perdure error for a refusal raised by our SQL, else None."""
     state = exc.sqlstate
     message = exc.diag.message_primary or str(exc)
+    if state == "23505" and exc.diag.constraint_name == "steps_pkey":
+        # append_events inserts a step's row without ON CONFLICT (migration 0017)
+        return EntityConflictError(f"perdure: step_created refused: the step exists "
+                                   f"({exc.diag.message_detail or message})")
     if state == "PD001" or state in ("23505", "23502"):
         return EntityConflictError(message)
     if state == "PD002":
