@@ -35,6 +35,7 @@ from ._steps import RunningSteps, StepOutcome, run_attempt
 from ._upkeep import QueueUpkeep
 from .errors import EntityConflictError
 from .world import (
+    RUN_TERMINAL,
     STEP_TERMINAL,
     AppendRequest,
     Event,
@@ -356,8 +357,8 @@ class Worker:
             return self.advancer.complete_step(ls.run_id, outcome.event, ls.job_id, ls.start)
         assert outcome.retry_at is not None
         events = [outcome.event] if ls.start is None else [ls.start, outcome.event]
-        try:
-            self.append(AppendRequest(ls.run_id, events, jobs=[
+        try:  # the held job goes (it may be a chain's lease), the retry is a job anew
+            self.append(AppendRequest(ls.run_id, events, ack=[ls.job_id], jobs=[
                 NewJob("step", ls.run_id, ls.correlation_id, due_at=outcome.retry_at)]))
             self._note_future_job(outcome.retry_at)
         except EntityConflictError:
@@ -365,7 +366,10 @@ class Worker:
         return []
 
     def _run_claimed_step(self, job: Job) -> list[LocalStep]:
-        run_id, cid = job.run_id, job.correlation_id or ""
+        if job.correlation_id is None:
+            self._take_over_chain(job)
+            return []
+        run_id, cid = job.run_id, job.correlation_id
         record = self.world.get_step(run_id, cid)
         step = get_step(record.name) if record is not None else None
         if record is None or record.status in STEP_TERMINAL or step is None:
@@ -392,6 +396,16 @@ class Worker:
         # an activation's short step does (Advancer._commit_activation): its input is
         # durable already, only its step_started is later.
         return self._execute(ls)
+
+    def _take_over_chain(self, job: Job) -> None:
+        """A step job without a step is the lease of a sequential chain another
+        worker ran (Postgres, migration 0017): it names none of the chain's steps, so
+        the run's unfinished steps are enqueued again, as the recovery sweep would
+        once the lease is gone, and the lease is acknowledged after them."""
+        run = self.world.get_run(job.run_id)
+        if run is not None and run.status not in RUN_TERMINAL:
+            _recovery.requeue(self.world, job.run_id)
+        self.world.ack(self.id, [job.id])
 
     def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
         """A queued step's arguments. The ``step_created`` events of a run are read

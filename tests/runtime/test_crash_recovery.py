@@ -37,6 +37,38 @@ def test_sigkilled_worker_mid_step_is_finished_by_another(backend_url: str, tmp_
     client.shutdown()
 
 
+def test_a_sigkilled_workers_chain_is_taken_over_by_another(backend_url: str,
+                                                            tmp_path: Path) -> None:
+    """The killed worker held the second step of a sequential chain. On Postgres its
+    job is then the chain's lease, naming no step (migration 0017): the worker that
+    claims it once the lease runs out re-enqueues the step. The second worker starts
+    while the lease is live, so its start-up sweep finds nothing stranded, and the
+    periodic sweep (60 s) comes after the result's deadline: only the takeover can
+    finish the run in time."""
+    client = Engine(backend_url)
+    run = client.start(w.chain_then_crash, str(tmp_path))
+    first = spawn_worker(backend_url, lease=3.0)
+    try:
+        wait_for(lambda: (tmp_path / "in-step").exists(), timeout=60)
+        if backend_url.startswith("postgresql"):
+            [job] = client.world.list_jobs(run_id=run.id)
+            assert (job.kind, job.correlation_id) == ("step", None)
+        kill(first)
+        second = spawn_worker(backend_url, lease=3.0)
+        try:
+            result = run.result(timeout=40)
+        finally:
+            stop(second)
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert result == f"done by {second.pid}"
+    steps = run.steps()
+    assert [(s.status, s.attempt) for s in steps] == [("completed", 1), ("completed", 2)]
+    assert client.world.list_jobs(run_id=run.id) == []
+    client.shutdown()
+
+
 def test_recovery_reenqueues_stranded_runs_and_leaves_parked_ones(backend_url: str) -> None:
     client = Engine(backend_url)
     pending = [client.start(w.addition, i, i) for i in range(5)]

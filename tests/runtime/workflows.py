@@ -187,6 +187,13 @@ async def crash_wf(marker_dir: str) -> str:
 
 
 @workflow
+async def chain_then_crash(marker_dir: str) -> str:
+    """Two sequential steps: on Postgres the second's job is the chain's lease."""
+    await noop(0)
+    return await crashable(marker_dir)
+
+
+@workflow
 async def hook_then_step(token: str) -> object:
     payload = await create_hook(token=token)
     return await echo(payload)

@@ -213,10 +213,12 @@ class World(Protocol):
         - ``RunNotFoundError``: no such run.
 
         In the same transaction: insert ``jobs``, delete the jobs in ``ack``
-        (a job already gone is fine; a backend may instead reuse the row of an acked
-        step job that the same worker holds for a step job it claims in this call,
-        keeping the id), set ``consumed_seq`` to the new last seq when
-        ``consumed``, and write EOF to every open stream of the run when
+        (a job already gone is fine; a backend may instead keep the row of an acked
+        step job that the same worker holds as the job of a step it claims in this
+        call, keeping the id, and then may clear its correlation id: such a job is
+        a sequential chain's lease, which a worker that claims it takes over by
+        re-enqueueing the run's unfinished steps), set ``consumed_seq`` to the new
+        last seq when ``consumed``, and write EOF to every open stream of the run when
         ``close_streams``. Wakes ``run:<id>`` when the batch ends the run and
         ``jobs`` when it enqueues an unclaimed job due now.
         """

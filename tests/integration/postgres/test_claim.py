@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from typing import Any
 
+import psycopg
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
@@ -76,10 +78,19 @@ def _step(world: PostgresWorld, run_id: str, cid: str, worker: str, ack: list[in
     return world.append(run_id, events, jobs=[job], ack=ack).job_ids[0]
 
 
-def test_a_sequential_steps_job_carries_on_as_the_next_ones(pg_world: PostgresWorld) -> None:
-    """A step's end and its successor claimed by the same worker: the job row is
-    updated to be the successor's (same id, fresh lease), not deleted and inserted.
-    A job the worker does not hold is deleted and a new one made, as before."""
+def _row_version(admin: psycopg.Connection[Any], job_id: int) -> tuple[Any, ...] | None:
+    """The job row's xmin and ctid: both change whenever the row is written."""
+    return admin.execute("SELECT xmin::text, ctid::text FROM perdure.jobs WHERE id = %s",
+                         (job_id,)).fetchone()
+
+
+def test_a_sequential_steps_job_carries_on_as_the_chains_lease(
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any],
+) -> None:
+    """A step's end and its successor claimed by the same worker: the job row stays,
+    same id (0016). The first carry-on clears its correlation id, the job is the
+    chain's lease from then on, and later steps do not write it at all (0017). A
+    job the worker does not hold is deleted and a new one made, as before."""
     run_id = uuid7()
     pg_world.create_run("wf", "[]", run_id=run_id)
     pg_world.ack("w0", [j.id for j in pg_world.claim("w0", limit=1, lease_seconds=30)])
@@ -89,11 +100,12 @@ def test_a_sequential_steps_job_carries_on_as_the_next_ones(pg_world: PostgresWo
     second = _step(pg_world, run_id, "s2", "w1", [first], done="s1")
     assert second == first
     [job] = pg_world.list_jobs(run_id=run_id)
-    assert (job.id, job.kind, job.correlation_id, job.claimed_by, job.attempts) == (
-        first, "step", "s2", "w1", 1)
-    assert job.lease_expires_at is not None and before.lease_expires_at is not None
-    assert job.lease_expires_at >= before.lease_expires_at
-    third = _step(pg_world, run_id, "s3", "w2", [second], done="s2")  # w1's job
-    assert third != second
+    assert (job.id, job.kind, job.correlation_id, job.claimed_by, job.lease_expires_at) == (
+        first, "step", None, "w1", before.lease_expires_at)
+    version = _row_version(admin, first)
+    third = _step(pg_world, run_id, "s3", "w1", [second], done="s2")
+    assert third == first and _row_version(admin, first) == version
+    fourth = _step(pg_world, run_id, "s4", "w2", [third], done="s3")  # w1's job
+    assert fourth != third
     assert [(j.id, j.correlation_id, j.claimed_by) for j in pg_world.list_jobs(run_id=run_id)] \
-        == [(third, "s3", "w2")]
+        == [(fourth, "s4", "w2")]

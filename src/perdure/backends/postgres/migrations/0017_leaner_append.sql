@@ -1,18 +1,28 @@
--- A leaner append: three writes of a sequential step made cheaper or dropped. A
--- sequential step costs the server 816 k instructions against 867 k (callgrind,
+-- A leaner append: four writes of a sequential step made cheaper or dropped. A
+-- sequential step costs the server 723 k instructions against 867 k (callgrind,
 -- side by side, docs/performance.md).
 --
--- 1. events_creation goes. Invariant 3 (a creation event is unique per run,
+-- 1. A sequential chain's job is its lease, not rewritten at each step. 0016
+--    updated the job row an append acks to be the next step's (correlation id,
+--    lease, due time): a non-HOT update with three index entries, 137 k of a
+--    step's instructions. Now the first carry-on clears the job's correlation id
+--    (it no longer names one step: it is the lease of the chain this worker runs)
+--    and every carry-on after it only checks that the job is still this worker's
+--    (a lost lease falls back, as before, to a new job for the new step). The
+--    heartbeat renews the lease. A worker that takes over such a job (its holder
+--    died, or released it at shutdown) re-enqueues the run's unfinished steps, as
+--    the recovery sweep would (Worker._take_over_chain).
+-- 2. events_creation goes. Invariant 3 (a creation event is unique per run,
 --    correlation id and type) holds without it: every creation event is written
---    with its entity's row in the same statement's transaction, and each entity's
---    primary key is unique on that key (runs.id; steps, waits and hooks on
---    (run_id, correlation_id)). append_events refuses a duplicate before it
---    writes any event, and nothing reads through the index. Every event insert
---    paid an entry in it (one per step) and the check of its predicate.
--- 2. The run row's update finds the row by the ctid its SELECT ... FOR UPDATE
+--    with its entity's row in the same transaction, and each entity's primary key
+--    is unique on that key (runs.id; steps, waits and hooks on (run_id,
+--    correlation_id)). append_events refuses a duplicate before it writes any
+--    event, and nothing reads through the index. Every event insert paid an entry
+--    in it (one per step) and the check of its predicate.
+-- 3. The run row's update finds the row by the ctid its SELECT ... FOR UPDATE
 --    returned: the row is locked, so its ctid cannot change before this
 --    transaction updates it, and a TID scan needs no index descent.
--- 3. A step's row is inserted without ON CONFLICT DO NOTHING (a speculative
+-- 4. A step's row is inserted without ON CONFLICT DO NOTHING (a speculative
 --    insertion). A second step_created of the same step violates steps_pkey
 --    (23505), which aborts the append as a refusal does; it reaches the caller
 --    as EntityConflictError, named as a refusal (_db.translate).
@@ -69,6 +79,7 @@ DECLARE
     v_created text[];  -- the steps this call creates
     v_wake    boolean;
     v_carried boolean := false;  -- the acked job carries on as the new step's
+    v_job_cid text;     -- the carried-on job's: NULL once it is a chain's lease
     v_row     tid;      -- the run row's, locked: its update needs no index scan
 BEGIN
     -- Writers of a run are serialized from here to commit (invariant 1).
@@ -213,17 +224,22 @@ BEGIN
         WHERE ctid = v_row;
     END IF;
 
-    -- A sequential step's job carries on as the next step's (same worker, same run).
+    -- A sequential step's job carries on as the next step's (same worker, same run),
+    -- as the chain's lease: checked to be still this worker's, not written again
+    -- once its correlation id is cleared (the first step of the chain). Whoever
+    -- takes such a job over re-enqueues the run's unfinished steps (Worker).
     IF cardinality(p_ack) = 1 AND cardinality(p_job_kinds) = 1 AND p_job_kinds[1] = 'step'
        AND p_job_claimed_by[1] IS NOT NULL AND p_job_cids[1] = ANY (v_created) THEN
-        UPDATE perdure.jobs
-        SET correlation_id = p_job_cids[1], due_at = coalesce(p_job_due[1], v_now),
-            lease_expires_at = v_now + coalesce(p_job_lease[1], 30), attempts = 1,
-            created_at = v_now
-        WHERE id = p_ack[1] AND kind = 'step' AND run_id = p_job_runs[1]
-          AND claimed_by = p_job_claimed_by[1]
-        RETURNING ARRAY[id] INTO job_ids;
+        SELECT j.correlation_id INTO v_job_cid FROM perdure.jobs j
+        WHERE j.id = p_ack[1] AND j.kind = 'step' AND j.run_id = p_job_runs[1]
+          AND j.claimed_by = p_job_claimed_by[1];
         v_carried := FOUND;
+        IF v_carried THEN
+            job_ids := ARRAY[p_ack[1]];
+            IF v_job_cid IS NOT NULL THEN
+                UPDATE perdure.jobs SET correlation_id = NULL WHERE id = p_ack[1];
+            END IF;
+        END IF;
     END IF;
     -- Acks first: a step retried in this batch deletes its old job, then enqueues anew.
     IF p_ack IS NOT NULL AND NOT v_carried THEN
