@@ -5,7 +5,8 @@ step's server time cannot be seen in milliseconds without many alternating
 rounds. Instruction counts do not move with the machine: the same code and
 inputs give the same count within 1 to 3% back to back, whatever else runs
 (the level can move by a few percent across restarts of the server: compare
-before and after side by side).
+before and after side by side). Run that server with autovacuum off: its
+workers' counts land in the measured window and moved the result by 10%.
 
 The server runs under ``valgrind --tool=callgrind --trace-children=yes`` (every
 backend is a forked child and writes its counts to ``--cg-dir`` when it exits).

@@ -18,9 +18,9 @@ from perdure.backends.postgres import PostgresWorld
 
 pytestmark = pytest.mark.postgres
 
-WRITE_PATH = ("append_events", "_insert_jobs", "_wake_held_back", "_ack", "_stream_append",
-              "_close_streams", "_create_run", "create_run", "claim_jobs", "release_jobs",
-              "write_chunks", "close_stream")
+WRITE_PATH = ("append_events", "append_next_step", "_insert_jobs", "_wake_held_back", "_ack",
+              "_stream_append", "_close_streams", "_create_run", "create_run", "claim_jobs",
+              "release_jobs", "write_chunks", "close_stream")
 
 
 def _jobs_stat(conn: psycopg.Connection[Any], counter: str) -> int:

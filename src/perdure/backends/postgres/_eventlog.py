@@ -62,6 +62,43 @@ def append_params(
     ]
 
 
+def next_step_params(
+    run_id: str,
+    events: Sequence[NewEvent],
+    expected_seq: int | None,
+    expected_result_seq: int | None,
+    jobs: Sequence[NewJob],
+    ack: Sequence[int],
+    consumed: bool,
+    close_streams: bool,
+) -> Params | None:
+    """The arguments of ``perdure.append_next_step`` when the batch is a sequential
+    step's end and its successor, created and started by the worker acking the
+    ended step's job (the common append); None for any other batch."""
+    if close_streams or len(events) != 3 or len(jobs) != 1 or len(ack) != 1:
+        return None
+    done, created, started = events
+    job = jobs[0]
+    cid = created.correlation_id
+    if (done.event_type not in ("step_completed", "step_failed")
+            or created.event_type != "step_created" or started.event_type != "step_started"
+            or cid is None or started.correlation_id != cid or done.correlation_id is None
+            or job.kind != "step" or job.run_id != run_id or job.correlation_id != cid
+            or job.claimed_by is None or job.due_at is not None):
+        return None
+    name = str(_field(created.data, "name", "step_created"))
+    return [
+        run_id, expected_seq, expected_result_seq,
+        done.event_type, done.correlation_id, _dumped(done.data), done.created_at,
+        cid, name, _dumped(created.data), _dumped(started.data), created.created_at,
+        started.created_at, job.claimed_by, float(job.lease_seconds), ack[0], consumed,
+    ]
+
+
+def _dumped(data: Any) -> str | None:
+    return None if data is None else dumps(data)
+
+
 def append_many_params(requests: Sequence[AppendRequest]) -> Params:
     """The arguments of ``perdure.append_many``: per-request values one element
     each, the events, jobs and acks of all requests concatenated, with their counts."""
@@ -259,11 +296,13 @@ class EventLog(PostgresBase):
         consumed: bool = False,
         close_streams: bool = False,
     ) -> AppendResult:
-        params = append_params(
-            run_id, events, expected_seq, expected_result_seq, jobs, ack, consumed,
-            close_streams,
-        )
-        row = self._db.one("append_events", params, retry=Retry.IF_NOT_RUN)
+        args = (run_id, events, expected_seq, expected_result_seq, jobs, ack, consumed,
+                close_streams)
+        params = next_step_params(*args)
+        if params is not None:
+            row = self._db.one("append_next_step", params, retry=Retry.IF_NOT_RUN)
+        else:
+            row = self._db.one("append_events", append_params(*args), retry=Retry.IF_NOT_RUN)
         assert row is not None
         return self._appended(run_id, events, jobs, row)
 

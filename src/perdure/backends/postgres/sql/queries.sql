@@ -60,6 +60,11 @@ SELECT * FROM perdure.create_run_started(
 -- For a caller's own connection and transaction (engine.start(connection=...)).
 SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
 
+-- name: append_next_step
+SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_next_step(
+    %s, %s::integer, %s::integer, %s, %s, %s, %s::float8, %s, %s, %s, %s, %s::float8,
+    %s::float8, %s, %s::float8, %s::bigint, %s);
+
 -- name: append_events
 SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
     %s, %s::text[], %s::text[], %b::text[], %s::float8[],
