@@ -38,7 +38,7 @@ def test_wal_and_migration_table(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         rows = conn.execute("SELECT version, name FROM perdure_migrations").fetchall()
-        assert rows == [(1, "init")]
+        assert rows == [(1, "init"), (2, "creation_by_entity_keys")]
     finally:
         conn.close()
 

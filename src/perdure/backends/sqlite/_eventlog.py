@@ -171,14 +171,14 @@ def _append(conn: sqlite3.Connection, run_id: str, events: Sequence[NewEvent],
         run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
     status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
     written: list[Event] = []
-    for event, text in zip(events, texts, strict=True):
+    for event in events:
         seq += 1
         ts = now if event.created_at is None else event.created_at
         status = _apply(conn, run_id, event, seq, ts, status)
         if event.event_type in RESULT_EVENTS:
             result_seq = seq
         written.append(Event(run_id, seq, event.event_type, event.correlation_id,
-                             None if text is None else loads(text), ts))
+                             event.data, ts))  # as given, as Postgres returns it
     conn.executemany(Q["insert_event"], [
         {"run_id": run_id, "seq": ev.seq, "event_type": ev.event_type,
          "correlation_id": ev.correlation_id, "data": text, "created_at": ev.created_at}
