@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ from .world import (
 logger = logging.getLogger(__name__)
 
 MAX_RACES = 8
+ACKED_AT_END = 10_000  # job ids remembered as acked by the append that ended their run
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Advancer:
                  outcomes: Outcomes | None = None,
                  attempt_short: Callable[[str, NewStep], StepOutcome | None] | None = None,
                  append: Callable[[AppendRequest], AppendResult] | None = None,
+                 held_jobs: Callable[[str], list[int]] | None = None,
                  ) -> None:
         self.world = world
         # World.append, maybe batched with other runs' appends (_batcher.py)
@@ -125,6 +128,10 @@ class Advancer:
         # Runs a step known to be short, else None (see _commit_activation).
         self._attempt_short = attempt_short
         self.outcomes = outcomes or Outcomes()  # runs this worker ends, for Run.result
+        # The jobs this worker holds for a run: an append that ends the run acks them
+        # all (the steps still running are a race's losers, their results moot).
+        self._held_jobs = held_jobs or (lambda run_id: [])
+        self._acked_at_end: OrderedDict[int, None] = OrderedDict()
         self._inbox: dict[str, list[_Pending]] = {}
         self._leaders: set[str] = set()  # runs whose outcomes a thread is committing
         self._inbox_guard = threading.Lock()
@@ -349,8 +356,11 @@ class Advancer:
         events = _with_starts([i.event for i in items], items)
         acks = [i.job_id for i in items]
         if self.outcomes.get(run_id, wait=False) is not None:
-            # This worker ended the run (a race's losers): nothing more is recorded.
-            self.world.ack(self.worker_id, acks)
+            # This worker ended the run (a race's losers): nothing more is recorded,
+            # and the append that ended it acked the jobs it held then.
+            acks = self._not_acked_at_end(acks)
+            if acks:
+                self.world.ack(self.worker_id, acks)
             return
         try:
             self._append(AppendRequest(run_id, events, jobs=[NewJob("workflow", run_id)],
@@ -389,6 +399,7 @@ class Advancer:
             jobs.append(NewJob("workflow", run_id, due_at=next_timer))
         if batch.finished:
             self.outcomes.announce(run_id)
+            ack = self._with_held(run_id, ack)
         try:
             if creation is None:
                 result = self._append(AppendRequest(
@@ -420,6 +431,27 @@ class Advancer:
             self.cache.put(run_id, inst)
         return [LocalStep(run_id, new.correlation_id, new.step, new.args, new.kwargs,
                           result.job_ids[index]) for index, new in local]
+
+    def _with_held(self, run_id: str, ack: list[int]) -> list[int]:
+        """``ack`` and every other job this worker holds for the run that this
+        append ends. Their steps' outcomes then need no ack call of their own
+        (``_record_outcomes``): a race of 10 made two more write transactions."""
+        others = [j for j in self._held_jobs(run_id) if j not in ack]
+        if not others:
+            return ack
+        with self._inbox_guard:
+            for job_id in others:
+                self._acked_at_end[job_id] = None
+            while len(self._acked_at_end) > ACKED_AT_END:
+                self._acked_at_end.popitem(last=False)
+        return ack + others
+
+    def _not_acked_at_end(self, job_ids: list[int]) -> list[int]:
+        with self._inbox_guard:
+            left = [j for j in job_ids if j not in self._acked_at_end]
+            for job_id in job_ids:
+                self._acked_at_end.pop(job_id, None)
+        return left
 
     def _create(self, creation: Creation, events: list[NewEvent], jobs: list[NewJob],
                 finished: bool) -> AppendResult:

@@ -80,6 +80,7 @@ class Worker:
             max_payload_bytes=max_payload_bytes, reserve=self._reserve_created,
             on_future_job=self._note_future_job, outcomes=outcomes,
             attempt_short=self._attempt_if_short, append=self.append,
+            held_jobs=self._held_for,
         )
         self._slots_lock = threading.Lock()
         self._busy = 0
@@ -181,6 +182,11 @@ class Worker:
             starved, self._starved = self._starved, False
         if starved:
             self._wake.set()  # the dispatcher found no free slot: a wake-up may be lost
+
+    def _held_for(self, run_id: str) -> list[int]:
+        """The jobs this worker holds for one run."""
+        with self._slots_lock:
+            return [job_id for job_id, held in self._held.items() if held == run_id]
 
     def _held_jobs(self) -> dict[int, str]:
         """Job id -> run id of the jobs this worker holds (the heartbeat renews them)."""

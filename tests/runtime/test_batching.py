@@ -213,3 +213,29 @@ def test_an_idle_worker_claims_at_once_whatever_its_cooldown(
     finally:
         client.shutdown()
     assert 1 in sizes
+
+
+def test_the_append_that_ends_a_race_acks_the_losers_jobs(engine: Engine) -> None:
+    """The losers of a race are still running when the winner ends the run: the
+    ending append acknowledges their jobs with the winner's, and their outcomes,
+    arriving later, need no write of their own."""
+    world = engine.world
+    acks: list[list[int]] = []
+    original = world.ack
+
+    def ack(worker_id: str, job_ids: list[int]) -> None:
+        acks.append(list(job_ids))
+        original(worker_id, job_ids)
+
+    world.ack = ack  # type: ignore[method-assign]
+    w.LOSERS_GO.clear()
+    try:
+        run = engine.start(w.first_of, 4)
+        assert run.result(timeout=20) == 0
+        assert world.list_jobs(run_id=run.id) == []  # the losers' jobs went with the end
+    finally:
+        w.LOSERS_GO.set()
+    _until(lambda: engine.worker is not None and not engine.worker._held_jobs(),
+           "the losers to finish")
+    assert acks == []
+    assert [s.status for s in run.steps()].count("completed") == 1

@@ -267,3 +267,23 @@ async def held_wf(name: str) -> str:
 async def gather_echo(n: int) -> list[object]:
     """``n`` echo steps at once: wider than a small worker claims at creation."""
     return list(await asyncio.gather(*(echo(i) for i in range(n))))
+
+
+LOSERS_GO = threading.Event()  # the race's other entrants finish once it is set
+
+
+@step
+def entrant(i: int) -> int:
+    if i > 0:
+        LOSERS_GO.wait(30)
+    return i
+
+
+@workflow
+async def first_of(n: int) -> int:
+    """A race whose first entrant wins while the others are still running."""
+    tasks = [asyncio.create_task(entrant(i)) for i in range(n)]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return done.pop().result()
