@@ -67,9 +67,12 @@ def _projection_fields(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(
-    conn: sqlite3.Connection, run_id: str, event: NewEvent, seq: int, ts: float, run_status: str
+    conn: sqlite3.Connection, run_id: str, event: NewEvent, seq: int, ts: float, run_status: str,
+    started_at: float | None = None,
 ) -> str:
-    """Apply one event's projection change; returns the run's status after it."""
+    """Apply one event's projection change; returns the run's status after it.
+    ``started_at``: a ``step_created`` whose ``step_started`` follows it in the batch,
+    both applied by one insert."""
     kind = event.event_type
     transition = TRANSITIONS.get(kind)
     if transition is None:
@@ -99,11 +102,24 @@ def _apply(
         holder = conn.execute(Q["active_hook_token"], params).fetchone()
         if holder is not None and (holder["run_id"], holder["correlation_id"]) != (run_id, cid):
             raise HookTokenConflictError(str(params["token"]))
+    if started_at is not None:
+        kind, params["started_at"] = "step_created_started", started_at
     try:
         conn.execute(Q[f"apply_{kind}"], params)
     except sqlite3.IntegrityError:
         raise EntityConflictError(f"{kind}: {transition.entity} {cid!r} already exists") from None
     return run_status
+
+
+def _started_with(events: Sequence[NewEvent], i: int, now: float) -> float | None:
+    """The start time of a ``step_created`` at ``i`` whose ``step_started`` is next."""
+    if i + 1 >= len(events) or events[i].event_type != "step_created":
+        return None
+    following = events[i + 1]
+    if following.event_type != "step_started" or \
+            following.correlation_id != events[i].correlation_id:
+        return None
+    return now if following.created_at is None else following.created_at
 
 
 def _insert_run(conn: sqlite3.Connection, workflow_name: str, input_json: str, run_id: str,
@@ -171,10 +187,16 @@ def _append(conn: sqlite3.Connection, run_id: str, events: Sequence[NewEvent],
         run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
     status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
     written: list[Event] = []
-    for event in events:
+    applied = False  # this event was applied with the one before it
+    for i, event in enumerate(events):
         seq += 1
         ts = now if event.created_at is None else event.created_at
-        status = _apply(conn, run_id, event, seq, ts, status)
+        if not applied:
+            started = _started_with(events, i, now)
+            status = _apply(conn, run_id, event, seq, ts, status, started)
+            applied = started is not None
+        else:
+            applied = False
         if event.event_type in RESULT_EVENTS:
             result_seq = seq
         written.append(Event(run_id, seq, event.event_type, event.correlation_id,

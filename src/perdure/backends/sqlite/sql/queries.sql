@@ -100,6 +100,12 @@ WHERE id = :run_id AND status IN ('pending', 'running');
 INSERT INTO steps (run_id, correlation_id, seq, name, status, attempt, created_at)
 VALUES (:run_id, :cid, :seq, :name, 'pending', 0, :ts);
 
+-- name: apply_step_created_started
+-- A step created and started in one batch (a worker claiming the step it just
+-- made): one row, written running, as Postgres writes it.
+INSERT INTO steps (run_id, correlation_id, seq, name, status, attempt, created_at, started_at)
+VALUES (:run_id, :cid, :seq, :name, 'running', 1, :ts, :started_at);
+
 -- name: apply_step_started
 UPDATE steps SET status = 'running', attempt = attempt + 1,
                  started_at = COALESCE(started_at, :ts)
