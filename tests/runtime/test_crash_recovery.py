@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from perdure import Engine
+from perdure import Engine, Run
 from perdure.world import NewEvent, dumps
 
 from . import workflows as w
 from ._processes import execute_sql, kill, spawn_worker, stop, wait_for
 
 
-def test_sigkilled_worker_mid_step_is_finished_by_another(backend_url: str, tmp_path: Path) -> None:
-    client = Engine(backend_url)
-    run = client.start(w.crash_wf, str(tmp_path))
-    first = spawn_worker(backend_url, lease=2.0)
+def _killed_mid_step(run: Run, url: str, marker_dir: Path, *, lease: float,
+                     timeout: float, before_kill: Callable[[], None] = lambda: None,
+                     ) -> tuple[object, int]:
+    """A worker SIGKILLed inside the run's step (once the step has written its
+    marker), another started at once: the run's result and that other worker's pid."""
+    first = spawn_worker(url, lease=lease)
     try:
-        wait_for(lambda: (tmp_path / "in-step").exists(), timeout=60)
+        wait_for(lambda: (marker_dir / "in-step").exists(), timeout=60)
+        before_kill()
         kill(first)
-        second = spawn_worker(backend_url, lease=2.0)
+        second = spawn_worker(url, lease=lease)
         try:
-            result = run.result(timeout=60)
+            return run.result(timeout=timeout), second.pid
         finally:
             stop(second)
     finally:
         if first.poll() is None:
             kill(first)
-    assert result == f"done by {second.pid}"
+
+
+def test_sigkilled_worker_mid_step_is_finished_by_another(backend_url: str, tmp_path: Path) -> None:
+    client = Engine(backend_url)
+    run = client.start(w.crash_wf, str(tmp_path))
+    result, second = _killed_mid_step(run, backend_url, tmp_path, lease=2.0, timeout=60)
+    assert result == f"done by {second}"
     completed = [e for e in run.events() if e.event_type == "step_completed"]
     assert len(completed) == 1  # the result is recorded exactly once
     attempts = sorted(p.name.split("-")[1] for p in tmp_path.glob("attempt-*"))
@@ -47,22 +57,15 @@ def test_a_sigkilled_workers_chain_is_taken_over_by_another(backend_url: str,
     finish the run in time."""
     client = Engine(backend_url)
     run = client.start(w.chain_then_crash, str(tmp_path))
-    first = spawn_worker(backend_url, lease=3.0)
-    try:
-        wait_for(lambda: (tmp_path / "in-step").exists(), timeout=60)
+
+    def a_chains_lease() -> None:
         if backend_url.startswith("postgresql"):
             [job] = client.world.list_jobs(run_id=run.id)
             assert (job.kind, job.correlation_id) == ("step", None)
-        kill(first)
-        second = spawn_worker(backend_url, lease=3.0)
-        try:
-            result = run.result(timeout=40)
-        finally:
-            stop(second)
-    finally:
-        if first.poll() is None:
-            kill(first)
-    assert result == f"done by {second.pid}"
+
+    result, second = _killed_mid_step(run, backend_url, tmp_path, lease=3.0,
+                                      timeout=40, before_kill=a_chains_lease)
+    assert result == f"done by {second}"
     steps = run.steps()
     assert [(s.status, s.attempt) for s in steps] == [("completed", 1), ("completed", 2)]
     assert client.world.list_jobs(run_id=run.id) == []
