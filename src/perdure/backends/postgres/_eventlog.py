@@ -62,20 +62,12 @@ def append_params(
     ]
 
 
-def next_step_params(
-    run_id: str,
-    events: Sequence[NewEvent],
-    expected_seq: int | None,
-    expected_result_seq: int | None,
-    jobs: Sequence[NewJob],
-    ack: Sequence[int],
-    consumed: bool,
-    close_streams: bool,
-) -> Params | None:
+def next_step_params(r: AppendRequest) -> Params | None:
     """The arguments of ``perdure.append_next_step`` when the batch is a sequential
     step's end and its successor, created and started by the worker acking the
     ended step's job (the common append); None for any other batch."""
-    if close_streams or len(events) != 3 or len(jobs) != 1 or len(ack) != 1:
+    run_id, events, jobs, ack = r.run_id, r.events, r.jobs, r.ack
+    if r.close_streams or len(events) != 3 or len(jobs) != 1 or len(ack) != 1:
         return None
     done, created, started = events
     job = jobs[0]
@@ -88,10 +80,10 @@ def next_step_params(
         return None
     name = str(_field(created.data, "name", "step_created"))
     return [
-        run_id, expected_seq, expected_result_seq,
+        run_id, r.expected_seq, r.expected_result_seq,
         done.event_type, done.correlation_id, _dumped(done.data), done.created_at,
         cid, name, _dumped(created.data), _dumped(started.data), created.created_at,
-        started.created_at, job.claimed_by, float(job.lease_seconds), ack[0], consumed,
+        started.created_at, job.claimed_by, float(job.lease_seconds), ack[0], r.consumed,
     ]
 
 
@@ -296,13 +288,15 @@ class EventLog(PostgresBase):
         consumed: bool = False,
         close_streams: bool = False,
     ) -> AppendResult:
-        args = (run_id, events, expected_seq, expected_result_seq, jobs, ack, consumed,
-                close_streams)
-        params = next_step_params(*args)
+        params = next_step_params(AppendRequest(run_id, events, expected_seq,
+                                                expected_result_seq, jobs, ack, consumed,
+                                                close_streams))
         if params is not None:
             row = self._db.one("append_next_step", params, retry=Retry.IF_NOT_RUN)
         else:
-            row = self._db.one("append_events", append_params(*args), retry=Retry.IF_NOT_RUN)
+            params = append_params(run_id, events, expected_seq, expected_result_seq, jobs,
+                                   ack, consumed, close_streams)
+            row = self._db.one("append_events", params, retry=Retry.IF_NOT_RUN)
         assert row is not None
         return self._appended(run_id, events, jobs, row)
 
