@@ -397,9 +397,11 @@ class Advancer:
         next_timer = None if batch.finished else inst.next_timer()
         if next_timer is not None:
             jobs.append(NewJob("workflow", run_id, due_at=next_timer))
+        held: list[int] = []  # this worker's other jobs of a run this append ends
         if batch.finished:
             self.outcomes.announce(run_id)
-            ack = self._with_held(run_id, ack)
+            held = self._held_others(run_id, ack)
+            ack = ack + held
         try:
             if creation is None:
                 result = self._append(AppendRequest(
@@ -410,6 +412,7 @@ class Advancer:
                 result = self._create(creation, events, jobs, batch.finished)
         except HookTokenConflictError as exc:
             self._release(granted)
+            self._not_acked_at_end(held)
             self.outcomes.settle(run_id, None)
             self.cache.evict(run_id)
             if creation is not None:
@@ -418,6 +421,7 @@ class Advancer:
             return []
         except BaseException:
             self._release(granted)
+            self._not_acked_at_end(held)
             self.outcomes.settle(run_id, None)
             raise
         if batch.finished:
@@ -432,21 +436,23 @@ class Advancer:
         return [LocalStep(run_id, new.correlation_id, new.step, new.args, new.kwargs,
                           result.job_ids[index]) for index, new in local]
 
-    def _with_held(self, run_id: str, ack: list[int]) -> list[int]:
-        """``ack`` and every other job this worker holds for the run that this
-        append ends. Their steps' outcomes then need no ack call of their own
+    def _held_others(self, run_id: str, ack: list[int]) -> list[int]:
+        """The other jobs this worker holds for the run that this append ends, to be
+        acked with it. Their steps' outcomes then need no ack call of their own
         (``_record_outcomes``): a race of 10 made two more write transactions."""
         others = [j for j in self._held_jobs(run_id) if j not in ack]
-        if not others:
-            return ack
-        with self._inbox_guard:
-            for job_id in others:
-                self._acked_at_end[job_id] = None
-            while len(self._acked_at_end) > ACKED_AT_END:
-                self._acked_at_end.popitem(last=False)
-        return ack + others
+        if others:
+            with self._inbox_guard:
+                for job_id in others:
+                    self._acked_at_end[job_id] = None
+                while len(self._acked_at_end) > ACKED_AT_END:
+                    self._acked_at_end.popitem(last=False)
+        return others
 
     def _not_acked_at_end(self, job_ids: list[int]) -> list[int]:
+        """Of ``job_ids``, those no ending append acked (forgetting the others)."""
+        if not job_ids:
+            return []
         with self._inbox_guard:
             left = [j for j in job_ids if j not in self._acked_at_end]
             for job_id in job_ids:
