@@ -25,6 +25,7 @@ from ._records import (
     StepRecord,
     StreamInfo,
     WaitRecord,
+    data_text,
     dumps,
     loads,
 )
@@ -45,6 +46,6 @@ __all__ = [
     "TRANSITIONS", "AppendRequest", "AppendResult", "Chunk", "CommittedChunk", "CreateRequest",
     "Event", "HookRecord", "Job", "JobKind",
     "NewEvent", "NewJob", "Notifier", "Page", "RunRecord", "RunStatus", "StepRecord",
-    "StreamInfo", "Subscription", "Transition", "WaitRecord", "World", "dumps",
+    "StreamInfo", "Subscription", "Transition", "WaitRecord", "World", "data_text", "dumps",
     "is_legal", "loads", "new_token", "uuid7",
 ]

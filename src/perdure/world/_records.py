@@ -41,6 +41,12 @@ def dumps(data: Any) -> str:
     return _encode(data)
 
 
+def data_text(data: Any) -> str | None:
+    """An event's data as stored: its JSON, or None (SQL NULL) when it has none,
+    which ``loads`` reads back as None."""
+    return None if data is None else _encode(data)
+
+
 def loads(text: str | bytes | None) -> Any:
     if text is None:
         return None

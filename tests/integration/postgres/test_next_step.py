@@ -17,7 +17,7 @@ from perdure.backends.postgres import PostgresWorld
 from perdure.backends.postgres._db import Retry
 from perdure.backends.postgres._eventlog import append_params
 from perdure.errors import EntityConflictError, RunNotFoundError, StaleStateError
-from perdure.world import NewEvent, NewJob, uuid7
+from perdure.world import AppendRequest, NewEvent, NewJob, uuid7
 
 pytestmark = pytest.mark.postgres
 
@@ -39,8 +39,8 @@ def _for(run_id: str, jobs: list[NewJob]) -> list[NewJob]:
 
 def _general(world: PostgresWorld, run_id: str, events: list[NewEvent], jobs: list[NewJob],
              ack: list[int], expected_result_seq: int | None = None) -> list[int]:
-    params = append_params(run_id, events, None, expected_result_seq, _for(run_id, jobs), ack,
-                           True, False)
+    params = append_params(AppendRequest(run_id, events, None, expected_result_seq,
+                                         _for(run_id, jobs), ack, True, False))
     row = world._db.one("append_events", params, retry=Retry.NEVER)
     assert row is not None
     return list(row[2])

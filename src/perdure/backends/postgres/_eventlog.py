@@ -29,7 +29,7 @@ from ...world import (
     RunRecord,
     StepRecord,
     WaitRecord,
-    dumps,
+    data_text,
 )
 from . import _convert
 from ._arrays import bool_array, number_array, text_array
@@ -45,20 +45,12 @@ def _field(data: dict[str, Any] | None, key: str, event_type: str) -> Any:
     return data[key]
 
 
-def append_params(
-    run_id: str,
-    events: Sequence[NewEvent],
-    expected_seq: int | None,
-    expected_result_seq: int | None,
-    jobs: Sequence[NewJob],
-    ack: Sequence[int],
-    consumed: bool,
-    close_streams: bool,
-) -> Params:
+def append_params(r: AppendRequest) -> Params:
     """The arguments of ``perdure.append_events`` (see its definition)."""
     return [
-        run_id, *event_arrays(events), expected_seq, expected_result_seq,
-        *job_arrays(jobs), number_array(ack) if ack else None, consumed, close_streams,
+        r.run_id, *event_arrays(r.events), r.expected_seq, r.expected_result_seq,
+        *job_arrays(r.jobs), number_array(r.ack) if r.ack else None, r.consumed,
+        r.close_streams,
     ]
 
 
@@ -81,14 +73,10 @@ def next_step_params(r: AppendRequest) -> Params | None:
     name = str(_field(created.data, "name", "step_created"))
     return [
         run_id, r.expected_seq, r.expected_result_seq,
-        done.event_type, done.correlation_id, _dumped(done.data), done.created_at,
-        cid, name, _dumped(created.data), _dumped(started.data), created.created_at,
+        done.event_type, done.correlation_id, data_text(done.data), done.created_at,
+        cid, name, data_text(created.data), data_text(started.data), created.created_at,
         started.created_at, job.claimed_by, float(job.lease_seconds), ack[0], r.consumed,
     ]
-
-
-def _dumped(data: Any) -> str | None:
-    return None if data is None else dumps(data)
 
 
 def append_many_params(requests: Sequence[AppendRequest]) -> Params:
@@ -133,7 +121,7 @@ def event_arrays(events: Sequence[NewEvent]) -> Params:
         data = ev.data
         types.append(kind)
         cids.append(ev.correlation_id)
-        datas.append(None if data is None else dumps(data))
+        datas.append(data_text(data))
         times.append(ev.created_at)
         if kind == "step_created":
             names = names or [None] * n
@@ -288,15 +276,12 @@ class EventLog(PostgresBase):
         consumed: bool = False,
         close_streams: bool = False,
     ) -> AppendResult:
-        params = next_step_params(AppendRequest(run_id, events, expected_seq,
-                                                expected_result_seq, jobs, ack, consumed,
-                                                close_streams))
-        if params is not None:
-            row = self._db.one("append_next_step", params, retry=Retry.IF_NOT_RUN)
-        else:
-            params = append_params(run_id, events, expected_seq, expected_result_seq, jobs,
-                                   ack, consumed, close_streams)
-            row = self._db.one("append_events", params, retry=Retry.IF_NOT_RUN)
+        request = AppendRequest(run_id, events, expected_seq, expected_result_seq, jobs, ack,
+                                consumed, close_streams)
+        query, params = "append_next_step", next_step_params(request)
+        if params is None:
+            query, params = "append_events", append_params(request)
+        row = self._db.one(query, params, retry=Retry.IF_NOT_RUN)
         assert row is not None
         return self._appended(run_id, events, jobs, row)
 

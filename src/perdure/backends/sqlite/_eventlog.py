@@ -35,6 +35,7 @@ from ...world import (
     NewEvent,
     NewJob,
     RunRecord,
+    data_text,
     dumps,
     loads,
 )
@@ -187,16 +188,16 @@ def _append(conn: sqlite3.Connection, run_id: str, events: Sequence[NewEvent],
         run = conn.execute(Q["get_run"], {"run_id": run_id}).fetchone()
     status, seq, result_seq = run["status"], run["last_seq"], run["result_seq"]
     written: list[Event] = []
-    applied = False  # this event was applied with the one before it
+    merged = False  # this event is a step_started applied with its step_created
     for i, event in enumerate(events):
         seq += 1
         ts = now if event.created_at is None else event.created_at
-        if not applied:
+        if merged:
+            merged = False
+        else:
             started = _started_with(events, i, now)
             status = _apply(conn, run_id, event, seq, ts, status, started)
-            applied = started is not None
-        else:
-            applied = False
+            merged = started is not None
         if event.event_type in RESULT_EVENTS:
             result_seq = seq
         written.append(Event(run_id, seq, event.event_type, event.correlation_id,
@@ -282,7 +283,7 @@ class EventLog(SqliteBase):
         idempotency_key: str | None = None,
     ) -> tuple[RunRecord, AppendResult | None]:
         now = time.time()
-        texts = [None if ev.data is None else dumps(ev.data) for ev in events]
+        texts = [data_text(ev.data) for ev in events]
         with self._write() as conn:
             existing = _insert_run(conn, workflow_name, input_json, run_id, idempotency_key,
                                    created_at, now)
@@ -308,7 +309,7 @@ class EventLog(SqliteBase):
     ) -> AppendResult:
         now = time.time()
         # Serialize before taking the write lock: payloads may be megabytes.
-        texts = [None if ev.data is None else dumps(ev.data) for ev in events]
+        texts = [data_text(ev.data) for ev in events]
         with self._write() as conn:
             run = _checked_run(conn, run_id, expected_seq, expected_result_seq)
             done = _append(conn, run_id, events, texts, now, jobs=jobs, ack=ack,
@@ -318,7 +319,7 @@ class EventLog(SqliteBase):
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         now = time.time()
-        texts = [[None if ev.data is None else dumps(ev.data) for ev in r.events]
+        texts = [[data_text(ev.data) for ev in r.events]
                  for r in requests]
         done: list[_Appended] = []
         with self._write() as conn:
