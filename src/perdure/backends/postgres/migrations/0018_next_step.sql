@@ -58,7 +58,7 @@ BEGIN
     FROM perdure.runs r WHERE r.id = p_run_id
     FOR UPDATE;
     IF v_status = 'running' AND v_last = coalesce(p_expected_seq, v_last)
-       AND v_result IS NOT DISTINCT FROM coalesce(p_expected_result_seq, v_result) THEN
+       AND v_result = coalesce(p_expected_result_seq, v_result) THEN
         SELECT j.correlation_id INTO v_job_cid FROM perdure.jobs j
         WHERE j.id = p_ack AND j.kind = 'step' AND j.run_id = p_run_id
           AND j.claimed_by = p_worker;
