@@ -114,6 +114,7 @@ class Advancer:
                  attempt_short: Callable[[str, NewStep], StepOutcome | None] | None = None,
                  append: Callable[[AppendRequest], AppendResult] | None = None,
                  held_jobs: Callable[[str], list[int]] | None = None,
+                 on_queued: Callable[[str, list[NewEvent]], None] | None = None,
                  ) -> None:
         self.world = world
         # World.append, maybe batched with other runs' appends (_batcher.py)
@@ -131,6 +132,9 @@ class Advancer:
         # The jobs this worker holds for a run: an append that ends the run acks them
         # all (the steps still running are a race's losers, their results moot).
         self._held_jobs = held_jobs or (lambda run_id: [])
+        # Told the step_created events of the steps it left in the queue, once
+        # committed: their claimer, if it is this worker, needs their arguments.
+        self._on_queued = on_queued
         self._acked_at_end: OrderedDict[int, None] = OrderedDict()
         self._inbox: dict[str, list[_Pending]] = {}
         self._leaders: set[str] = set()  # runs whose outcomes a thread is committing
@@ -426,6 +430,10 @@ class Advancer:
             raise
         if batch.finished:
             self.outcomes.settle(run_id, result.events[-1])
+        if self._on_queued is not None and len(jobs) > granted:
+            queued = {j.correlation_id for j in jobs if j.kind == "step" and j.claimed_by is None}
+            self._on_queued(run_id, [e for e in events if e.event_type == "step_created"
+                                     and e.correlation_id in queued])
         inst.committed(result.last_seq, result.events)
         if next_timer is not None:
             self._on_future_job(next_timer)

@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +28,7 @@ from ._leases import Heartbeat
 from ._outcomes import Outcomes
 from ._pacing import ClaimPacing
 from ._replay import NewStep
-from ._serialization import decode
+from ._step_inputs import StepInputs
 from ._step_times import StepTimes
 from ._steps import RunningSteps, StepOutcome, run_attempt
 from ._upkeep import QueueUpkeep
@@ -75,12 +74,13 @@ class Worker:
         self.running = RunningSteps()
         self.step_times = StepTimes()
         self.append = append_batcher(world)  # every append of this worker (_batcher.py)
+        self.inputs = StepInputs(world)  # queued steps' arguments (_step_inputs.py)
         self.advancer = Advancer(
             world, self.cache, self.id, lease_seconds=lease_seconds, webhook_base=webhook_base,
             max_payload_bytes=max_payload_bytes, reserve=self._reserve_created,
             on_future_job=self._note_future_job, outcomes=outcomes,
             attempt_short=self._attempt_if_short, append=self.append,
-            held_jobs=self._held_for,
+            held_jobs=self._held_for, on_queued=self.inputs.note,
         )
         self._slots_lock = threading.Lock()
         self._busy = 0
@@ -89,8 +89,6 @@ class Worker:
         self._starved = False  # the dispatcher found no free slot last time
         self._last_free = 1
         self._woken = False  # the next claim follows a wake-up, not a poll's timeout
-        self._inputs: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
-        self._inputs_lock = threading.Lock()
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
         self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
@@ -387,7 +385,7 @@ class Worker:
             self.world.ack(self.id, [job.id])
             return []
         attempt = record.attempt + 1
-        args, kwargs = self._step_input(run_id, cid)
+        args, kwargs = self.inputs.args(run_id, cid)
         start = NewEvent("step_started", cid, {"attempt": attempt}, time.time())
         ls = LocalStep(run_id, cid, step, tuple(args), kwargs, job.id, attempt, start=start)
         if not self._runs_first(step.name):
@@ -412,26 +410,6 @@ class Worker:
         if run is not None and run.status not in RUN_TERMINAL:
             _recovery.requeue(self.world, job.run_id)
         self.world.ack(self.id, [job.id])
-
-    def _step_input(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
-        """A queued step's arguments. The ``step_created`` events of a run are read
-        once and kept (a gather's steps are claimed one by one: not N queries of N)."""
-        with self._inputs_lock:
-            known = self._inputs.get(run_id)
-            if known is None or cid not in known:
-                known = None
-        if known is None:
-            known = {e.correlation_id or "": e.data or {}
-                     for e in self.world.list_events(run_id, types=["step_created"])}
-            with self._inputs_lock:
-                self._inputs[run_id] = known
-                self._inputs.move_to_end(run_id)
-                while len(self._inputs) > 256:
-                    self._inputs.popitem(last=False)
-        data = known.get(cid)
-        if data is None:
-            raise EntityConflictError(f"run {run_id}: no step_created for {cid}")
-        return decode(data.get("args") or []), decode(data.get("kwargs") or {})
 
     # == background =========================================================
     def _recovery_loop(self) -> None:
