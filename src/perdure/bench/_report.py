@@ -328,7 +328,8 @@ class Report:
         ax.set_ylabel("ms per step (start to result / steps)")
         ax.set_title("Milliseconds per sequential step (median)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        # below the axes, where it hides no point whatever the numbers
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
