@@ -65,7 +65,8 @@ class Heartbeat:
     def _taken(self, missed: dict[int, str]) -> list[int]:
         """Of the jobs not renewed, those still held here that another worker holds
         now (the rest were acknowledged, or released, meanwhile)."""
-        missed = {job: run for job, run in missed.items() if job in self._held()}
+        still = self._held()  # one look: a job acked since the renewal is gone from it
+        missed = {job: run for job, run in missed.items() if job in still}
         taken = []
         for run_id in sorted(set(missed.values())):
             taken += [job.id for job in self.world.list_jobs(run_id=run_id)
