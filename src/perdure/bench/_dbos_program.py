@@ -31,12 +31,11 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 import _measure  # sibling file: this runs as a script
-from _catalog import PROCESS_KINDS, Shape
+from _catalog import PROCESS_KINDS, STARTERS, Shape
 from dbos import DBOS, DBOSClient
 
 QUEUE = "bench_tp"
 APP_VERSION = "perdure-bench"
-STARTERS = 4
 WARMUP_PER_WORKER = 25
 
 _rng = random.Random(20240607)

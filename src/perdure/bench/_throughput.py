@@ -2,7 +2,7 @@
 
 The workers (``perdure worker perdure.bench._shapes``) start first and are warmed
 up with a small batch. Then this process, a client ``Engine`` that executes
-nothing, starts the N runs from a few threads and waits for every result; the
+nothing, starts the N runs from ``STARTERS`` threads and waits for every result; the
 time from the first start to the last result gives workflows per second.
 
 Only these processes work on the runs: the bench's own in-process engine is shut
@@ -28,10 +28,9 @@ from pathlib import Path
 from perdure import Engine
 
 from . import _shapes
-from ._catalog import Shape
+from ._catalog import STARTERS, Shape
 from ._measure import CommitCounter, Result, cpu_seconds, process_cpu
 
-STARTERS = 4          # client threads starting runs
 WARMUP_PER_WORKER = 25
 READY_TIMEOUT = 60.0
 
