@@ -8,6 +8,7 @@ still use the index once the table has grown, or every ack reads the whole table
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -148,3 +149,44 @@ def test_release_reads_its_jobs_not_the_queue_when_statistics_say_it_is_empty(
     assert len(rows) == 10 and all(claimed is None for _, _, claimed, _ in rows)
     # held1's released job folded into its continuation, now due
     assert [(i, due < 1e12) for i, run, _, due in rows if run == "held1"] == [(folded[0], True)]
+
+
+
+def _statistics_of_a_new_queue(admin: psycopg.Connection[Any]) -> None:
+    """A queue no vacuum has seen yet (a new database, or one whose autovacuum has
+    not come round): its indexes were built empty, and the planner expects a
+    handful of jobs however long the queue grows."""
+    admin.execute("TRUNCATE perdure.jobs")
+
+
+def _statistics_of_an_idle_queue(admin: psycopg.Connection[Any]) -> None:
+    """What a vacuum records of a queue its workers keep drained: a few due jobs in
+    one page."""
+    admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                  " SELECT 'workflow', 'idle' || g, 0, 0 FROM generate_series(1, 3) g")
+    admin.execute("VACUUM ANALYZE perdure.jobs")
+    admin.execute("DELETE FROM perdure.jobs")
+
+
+@pytest.mark.parametrize("backlog", [2000, 20000])
+@pytest.mark.parametrize("statistics", [_statistics_of_a_new_queue,
+                                        _statistics_of_an_idle_queue])
+def test_a_claim_planned_on_a_small_queue_reads_its_limit_not_the_backlog(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any], backlog: int,
+    statistics: Callable[[psycopg.Connection[Any]], None],
+) -> None:
+    # A claim planned while the statistics said the queue was small read every
+    # due job to sort them, then kept the first ten (a bitmap scan; migration
+    # 0019): a backlog made each claim slower, and a slower worker let the backlog
+    # grow (2,000 due jobs: 5.6 ms a claim).
+    statistics(admin)
+    admin.execute("INSERT INTO perdure.jobs (kind, run_id, due_at, created_at)"
+                  " SELECT 'workflow', 'r' || g, g, 0 FROM generate_series(1, %s) g",
+                  (backlog,))
+    # a new session: the claim is planned now, on those statistics
+    with psycopg.connect(pg_url) as conn, conn.transaction():
+        claimed = [row[2] for row in conn.execute(
+            "SELECT * FROM perdure.claim_jobs('w', 10, 60, '{workflow,step}')")]
+        reads = _jobs_index_reads(conn)
+    assert claimed == [f"r{g}" for g in range(1, 11)]  # the ten due first
+    assert reads <= 4 * len(claimed), f"{reads} job rows read to claim 10 of {backlog}"
