@@ -91,8 +91,9 @@ SHAPES: list[Shape] = [
     Shape("streams-fan-10", "streams-fan", 10, {"bytes": 128 * KiB, "chunk": 16 * KiB}),
     Shape("stream-latency", "stream-latency", 200, {"gap": 0.002}, warmup=1, min_iterations=3),
     Shape("stream-1mb", "stream-1mb", 0, {"bytes": MiB, "chunk": 64 * KiB}),
-    Shape("throughput-1w", "throughput", 2000, {"workers": 1}, warmup=0, min_iterations=1),
-    Shape("throughput-2w", "throughput", 2000, {"workers": 2}, warmup=0, min_iterations=1),
+    # min_iterations: rounds of n runs on the same workers, the median reported
+    Shape("throughput-1w", "throughput", 2000, {"workers": 1}, warmup=0, min_iterations=3),
+    Shape("throughput-2w", "throughput", 2000, {"workers": 2}, warmup=0, min_iterations=3),
 ]
 
 SEQ_CHART_SIZES = (10, 25, 50, 100, 1000)
