@@ -337,14 +337,13 @@ def measure(shape: Shape, plan: dict, counter: _measure.CommitCounter) -> _measu
         result.extra["bytes"] = shape.params["bytes"]
     drive = DRIVERS[shape.kind]
     try:
-        for _ in range(shape.warmup):
-            drive(shape)
-        before = counter.settled(_flush)
+        before = counter.settled(_flush)  # then warm-up and timed loop back to back
+        warm = _measure.warm_up(lambda: drive(shape), shape.warmup, plan["budget"])
         samples, done = _measure.timed_loop(lambda: drive(shape), iterations=plan["iterations"],
                                             min_iterations=shape.min_iterations,
                                             budget=plan["budget"])
         result.commits = counter.settled(_flush) - before
-        result.commit_runs = done
+        result.commit_runs = warm + done
         result.samples, result.iterations = samples, done
     except Exception as exc:  # noqa: BLE001
         result.error = f"{type(exc).__name__}: {exc}"

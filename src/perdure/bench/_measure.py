@@ -27,6 +27,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FLUSH_INTERVAL = 1.05  # Postgres 15's PGSTAT_MIN_INTERVAL is 1 s
+# A shape's warm-up lasts at least this long (and ``Shape.warmup`` iterations). On
+# the machines this bench ran on, the disk's flush took 0.65 to 1.2 ms instead of
+# 0.2 for the first 20 to 100 commits after 1 to 2 s without any (a plain INSERT
+# from psycopg); a couple of iterations of a short shape left it cold.
+WARM_SECONDS = 0.3
+WARM_MAX_ITERATIONS = 500
 
 
 @dataclass
@@ -65,6 +71,24 @@ def median(samples: Sequence[float]) -> float:
     if len(ordered) % 2:
         return ordered[mid]
     return (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def warm_up(once: Callable[[], object], iterations: int, budget: float) -> int:
+    """Run ``once`` ``iterations`` times and on until ``WARM_SECONDS`` (at most the
+    shape's time ``budget``: none in a quick run) have passed; not at all when
+    ``iterations`` is 0 (shapes that long warm themselves). Returns how many times
+    it ran. Between this and the timed loop nothing may sleep, or the disk is cold
+    again."""
+    if iterations <= 0:
+        return 0
+    seconds = min(WARM_SECONDS, budget)
+    began = time.monotonic()
+    done = 0
+    while done < iterations or (time.monotonic() - began < seconds
+                                and done < WARM_MAX_ITERATIONS):
+        once()
+        done += 1
+    return done
 
 
 def timed_loop(once: Callable[[], float | list[float]], *, iterations: int,

@@ -19,7 +19,7 @@ from perdure import Engine
 
 from . import _shapes, _throughput
 from ._catalog import PROCESS_KINDS, Shape
-from ._measure import CommitCounter, Result, timed_loop, touch_psycopg_pool
+from ._measure import CommitCounter, Result, timed_loop, touch_psycopg_pool, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +84,15 @@ def _measure(engine: Engine, system: str, shape: Shape, plan: Plan,
         return drive(engine, shape)
 
     try:
-        for _ in range(shape.warmup):
-            once()
+        # Counted from before the warm-up (whose runs are the same runs): the
+        # counter's settling sleeps, and the timed loop must follow the warm-up at once.
         before = counter.settled(lambda: _flush(engine)) if counter else None
+        warm = warm_up(once, shape.warmup, plan.budget)
         samples, done = timed_loop(once, iterations=plan.iterations,
                                    min_iterations=shape.min_iterations, budget=plan.budget)
         if counter is not None and before is not None:
             result.commits = counter.settled(lambda: _flush(engine)) - before
-            result.commit_runs = done
+            result.commit_runs = warm + done
         result.samples, result.iterations = samples, done
     except Exception as exc:  # noqa: BLE001 - report it and go on with the next shape
         logger.debug("shape %s failed", shape.name, exc_info=True)
