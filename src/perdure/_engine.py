@@ -17,7 +17,7 @@ from ._outcomes import Outcomes
 from ._pacing import checked_cooldown
 from ._run import Run, RunList
 from ._serialization import encode
-from ._worker import CLAIM_COOLDOWN, Worker
+from ._worker import CLAIM_COOLDOWN, DEFAULT_CONCURRENCY, Worker
 from .backends import open_world, resolve_url
 from .errors import (
     EntityConflictError,
@@ -35,7 +35,7 @@ class Engine:
     ``PERDURE_DATABASE_URL``, else ``sqlite:///.perdure/perdure.db``.
     """
 
-    def __init__(self, url: str | None = None, *, concurrency: int = 16,
+    def __init__(self, url: str | None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
                  lease_seconds: float | None = None, poll_interval: float | None = None,
                  recovery_interval: float = 60.0, webhook_base_url: str | None = None,
                  max_payload_bytes: int | None = None, migrate: bool = True,

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from .._worker import DEFAULT_CONCURRENCY
 from ._common import CliError, open_engine
 from ._worker import load_app
 
@@ -35,7 +36,7 @@ def _base_url(host: str, port: int) -> str:
               help="Port to listen on (0: any free port).")
 @click.option("--app", "app", default=None,
               help="A module or .py file of workflows: load it and run an in-process worker.")
-@click.option("--concurrency", default=16, show_default=True,
+@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True,
               help="With --app: jobs the in-process worker runs at once.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=1024 * 1024,
               show_default=True, help="Largest request body accepted (413 beyond).")

@@ -11,6 +11,7 @@ from types import FrameType, ModuleType
 
 import click
 
+from .._worker import DEFAULT_CONCURRENCY
 from ._common import CliError, open_engine
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def load_app(app: str) -> ModuleType:
 
 @click.command()
 @click.argument("app")
-@click.option("--concurrency", default=16, show_default=True, help="Jobs run at once.")
+@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Jobs run at once.")
 @click.option("--lease", "lease_seconds", type=float, default=None,
               help="Lease length in seconds (default PERDURE_LEASE_SECONDS or 30).")
 @click.option("--poll-interval", type=float, default=None,
