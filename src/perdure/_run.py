@@ -103,9 +103,21 @@ class Run:
 
     # -- waiting ---------------------------------------------------------------
     def result(self, timeout: float | None = None) -> Any:
-        """Wait for the run to end; its return value, or the error it ended with."""
+        """Wait for the run to end; its return value, or the error it ended with.
+
+        While this process's worker executes the run, the wait needs no LISTEN: its
+        end is committed here and wakes the wait directly (on Postgres every run end
+        of the database would otherwise wake this process). When the run leaves the
+        worker (a timer, a hook, a lost lease, a stop), the wait is woken, LISTENs,
+        and reads again."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        sub = self.engine.world.notifier.subscribe(f"run:{self.id}")
+        ended = self._ended_here()
+        if ended is not None:
+            return _outcome(self.id, ended)
+        notifier = self.engine.world.notifier
+        key = f"run:{self.id}"
+        here = self._held_here()
+        sub = notifier.subscribe_local(key) if here else notifier.subscribe(key)
         try:
             if self._record is None:
                 self.record()  # RunNotFoundError for an unknown id
@@ -115,6 +127,10 @@ class Run:
                 if ended is not None:
                     return _outcome(self.id, ended)
                 skip_read = False
+                if here and not self._held_here():  # it went on elsewhere: LISTEN
+                    sub.close()
+                    sub, here = notifier.subscribe(key), False
+                    continue  # and read again, the LISTEN in place
                 sub.wait(self._wait_time(deadline))
         finally:
             sub.close()
@@ -127,6 +143,20 @@ class Run:
         if ended is not None or skip_read:
             return ended
         return self.engine.ends.read(self.id)
+
+    def _ended_here(self) -> _WorldEvent | None:
+        """The end of a run started here that this process's worker committed
+        already (a run with no step ends with its creation): nothing to wait for."""
+        if not self._reported_locally():
+            return None
+        return self.engine.outcomes.get(self.id, wait=False)
+
+    def _held_here(self) -> bool:
+        """Started here and executing on this process's running worker right now:
+        its end, if it comes before the run leaves the worker, is committed here."""
+        worker = self.engine.worker
+        return (self._local and worker is not None and not worker.stopping
+                and worker.holds_run(self.id))
 
     def _reported_locally(self) -> bool:
         """Started on this process's worker, which is still running: its end will be
@@ -160,7 +190,13 @@ class Run:
 
     async def result_async(self, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
-        sub = await subscribe_async(self.engine.world, f"run:{self.id}")
+        ended = self._ended_here()
+        if ended is not None:
+            return _outcome(self.id, ended)
+        key = f"run:{self.id}"
+        here = self._held_here()  # as result(): no LISTEN while the worker here holds it
+        sub = (self.engine.world.notifier.subscribe_local(key) if here
+               else await subscribe_async(self.engine.world, key))
         try:
             if self._record is None:
                 await asyncio.to_thread(self.record)
@@ -170,6 +206,10 @@ class Run:
                 if ended is not None:
                     return _outcome(self.id, ended)
                 skip_read = False
+                if here and not self._held_here():
+                    sub.close()
+                    sub, here = await subscribe_async(self.engine.world, key), False
+                    continue
                 await sub.wait_async(self._wait_time(deadline))
         finally:
             sub.close()

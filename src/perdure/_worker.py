@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -91,6 +92,7 @@ class Worker:
         self._slots_lock = threading.Lock()
         self._busy = 0
         self._held: dict[int, str] = {}  # job id -> run id, for lease renewal
+        self._held_runs: Counter[str] = Counter()  # run id -> jobs of it held
         self._next_due: float | None = None
         self._starved = False  # the dispatcher found no free slot last time
         self._last_free = 1
@@ -170,14 +172,40 @@ class Worker:
 
     def _hold(self, job_id: int, run_id: str) -> None:
         with self._slots_lock:
+            if job_id not in self._held:
+                self._held_runs[run_id] += 1
             self._held[job_id] = run_id
 
-    def _finish(self, job_id: int) -> None:
+    def _finish(self, job_id: int, *, keep: bool = False) -> None:
+        """The job's work is done (its slot goes back); ``keep``: the job carries on
+        as the next step's, still held."""
+        left = None
         with self._slots_lock:
-            self._held.pop(job_id, None)
+            run_id = None if keep else self._held.pop(job_id, None)
+            if run_id is not None:
+                self._held_runs[run_id] -= 1
+                if self._held_runs[run_id] <= 0:
+                    del self._held_runs[run_id]
+                    left = run_id
             self.jobs_done += 1
         self._give_back(1)
         self.upkeep.finished()
+        if left is not None:
+            # Waiters on this run here wait without LISTEN while this worker holds it
+            # (Run.result): it has ended, or goes on elsewhere. Wake them to look.
+            self.world.notifier.publish(f"run:{left}")
+
+    def _pass_on(self, job_id: int, following: list[LocalStep]) -> None:
+        """Finish ``job_id`` once the steps that follow it are held: the run stays
+        held from one to the next (a chain's job may carry on as the next step's)."""
+        for ls in following:
+            self._hold(ls.job_id, ls.run_id)
+        self._finish(job_id, keep=any(ls.job_id == job_id for ls in following))
+
+    def holds_run(self, run_id: str) -> bool:
+        """Whether this worker holds a job of the run (it is executing it)."""
+        with self._slots_lock:
+            return run_id in self._held_runs
 
     def _give_back(self, n: int) -> None:
         with self._slots_lock:
@@ -319,7 +347,7 @@ class Worker:
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
             logger.exception("job %s (%s, run %s) failed", job.id, job.kind, job.run_id)
         finally:
-            self._finish(job.id)
+            self._pass_on(job.id, local)
         self._run_chain(local)
 
     def _run_chain(self, local: list[LocalStep]) -> None:
@@ -330,14 +358,15 @@ class Worker:
                 self._hold(other.job_id, other.run_id)
                 self._executor.submit(self._run_chain, [other])
             self._hold(first.job_id, first.run_id)
+            following: list[LocalStep] = []
             try:
-                local = self._execute(first)
+                following = self._execute(first)
             except Exception:  # noqa: BLE001
                 logger.exception("step %s of run %s failed to record", first.correlation_id,
                                  first.run_id)
-                local = []
             finally:
-                self._finish(first.job_id)
+                self._pass_on(first.job_id, following)
+            local = following
 
     def _attempt(self, run_id: str, cid: str, step: StepFunction[Any, Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], attempt: int) -> StepOutcome:

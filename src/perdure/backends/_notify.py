@@ -116,6 +116,9 @@ class LocalNotifier:
             self._subs[key].add(sub)
         return sub
 
+    def subscribe_local(self, key: str) -> LocalSubscription:
+        return self.subscribe(key)  # every wake-up here is this process's own
+
     def publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
         """Wake ``key``'s subscriptions. ``chunks``: committed already, in index order."""
         with self._lock:

@@ -85,6 +85,16 @@ class Notifier(Protocol):
 
     def subscribe(self, key: str) -> Subscription: ...
 
+    def subscribe_local(self, key: str) -> Subscription:
+        """A subscription woken only by this process's own wake-ups (no LISTEN on
+        Postgres): for a waiter whose wake-up this process publishes itself, such as
+        the end of a run that this process's worker is executing."""
+        ...
+
+    def publish(self, key: str) -> None:
+        """Wake this process's subscriptions of ``key`` (no other process hears it)."""
+        ...
+
     def wake_all(self) -> None:
         """Set every subscription, as after a reconnect that may have missed some."""
         ...

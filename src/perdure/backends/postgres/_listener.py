@@ -114,6 +114,11 @@ class Listener:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
+    def channels(self) -> set[str]:
+        """The channels this listener LISTENs on (or will, once connected)."""
+        with self._lock:
+            return set(self._listening)
+
     def backend_pid(self) -> int | None:
         """The server process of the listening connection, when connected."""
         conn = self._conn
@@ -247,6 +252,10 @@ class PgNotifier:
         if self.listener is not None:
             self.listener.start(wait=self.first_wait, channel=channel_of(key))
         return sub
+
+    def subscribe_local(self, key: str) -> LocalSubscription:
+        """No LISTEN: woken only by this process's own publications."""
+        return self.local.subscribe(key)
 
     def publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
         self.local.publish(key, chunks)
