@@ -25,6 +25,7 @@ from ._catalog import SHAPES, Shape, select
 from ._measure import (
     Result,
     commit_floor,
+    cpu_reference,
     fresh_database,
     machine,
     perdure_revision,
@@ -73,6 +74,7 @@ def run(options: BenchOptions, progress: Callable[[str], None] = _echo) -> Repor
         "perdure_revision": perdure_revision(),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "shapes": [s.name for s in shapes],
+        "cpu_reference_ms": [cpu_reference()],
     }
     results: list[Result] = []
     pg_url: str | None = None
@@ -113,6 +115,7 @@ def run(options: BenchOptions, progress: Callable[[str], None] = _echo) -> Repor
                     meta.update(closed)
     meta["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     meta["loadavg_end"] = machine().get("loadavg")
+    meta["cpu_reference_ms"].append(cpu_reference())
     if pg_url is not None:
         meta["commit_floor_ms"].append(commit_floor(pg_url))
     return Report(results, meta)

@@ -236,6 +236,24 @@ def postgres_settings(url: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in rows}
 
 
+def cpu_reference(rounds: int = 7) -> float:
+    """Median milliseconds of a fixed piece of pure Python (JSON in and out of a small
+    document, 2,000 times): the machine's CPU speed at this moment. This bench's
+    machines moved by a third within a session; with the floor, this tells a slower
+    run from slower code."""
+    import json
+
+    doc = {"run": "01a2505c-1396-713c-8270-5116814a61d4", "seq": 7, "data": list(range(20)),
+           "name": "bench_noop", "attempt": 1}
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(2000):
+            json.loads(json.dumps(doc))
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return median(times)
+
+
 def commit_floor(url: str, n: int = 300) -> float:
     """Median milliseconds of one single-row INSERT + COMMIT from psycopg: the floor
     of a commit on this server at this moment (the issue's 0.19 ms reference)."""

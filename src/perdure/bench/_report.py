@@ -253,6 +253,10 @@ class Report:
         if floor:
             lines.append("single-row INSERT+COMMIT (the floor): "
                          + " / ".join(f"{f:.2f} ms" for f in floor) + " (start / end)")
+        cpu = m.get("cpu_reference_ms")
+        if cpu:
+            lines.append("CPU reference (2,000 JSON round trips of a small document): "
+                         + " / ".join(f"{c:.1f} ms" for c in cpu) + " (start / end)")
         load, cpus = mach.get("loadavg"), mach.get("cpus") or 1
         if load and max(load[0], (m.get("loadavg_end") or [0])[0]) > cpus:
             lines.append("WARNING: the machine was busy (load average above the CPU count): "
