@@ -5,6 +5,7 @@ A smoke test only: it never looks at the timings.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,10 @@ def test_quick_bench_prints_the_table(tmp_path: Path) -> None:
         row = next((line for line in out.splitlines() if line.startswith(f"| {shape} ")), None)
         assert row is not None, f"no row for {shape}:\n{out}"
         assert "FAILED" not in row, row
+    assert "CPU reference" in out  # the machine's speed at the start and the end
     assert out_json.exists()
+    meta = json.loads(out_json.read_text())["meta"]
+    assert len(meta["cpu_reference_ms"]) == 2 and all(v > 0 for v in meta["cpu_reference_ms"])
 
 
 def test_unknown_shape_is_an_error(tmp_path: Path) -> None:
