@@ -22,7 +22,7 @@ from typing import Any
 
 from ._serialization import decode
 from .errors import EntityConflictError
-from .world import NewEvent, World
+from .world import Event, NewEvent, World
 
 MAX_RUNS = 256  # runs whose step inputs are kept, least recently used first out
 
@@ -37,7 +37,7 @@ class StepInputs:
 
     def note(self, run_id: str, created: Sequence[NewEvent]) -> None:
         """``created``: committed ``step_created`` events of steps left in the queue."""
-        self._keep(run_id, {e.correlation_id or "": e.data or {} for e in created})
+        self._keep(run_id, created)
 
     def args(self, run_id: str, cid: str) -> tuple[list[Any], dict[str, Any]]:
         """A queued step's arguments, decoded anew for each call (an attempt may
@@ -46,15 +46,16 @@ class StepInputs:
             data = self._runs.get(run_id, {}).get(cid)
         if data is None:
             self.reads += 1
-            self._keep(run_id, {e.correlation_id or "": e.data or {} for e in
-                                self.world.list_events(run_id, types=["step_created"])})
+            self._keep(run_id, self.world.list_events(run_id, types=["step_created"]))
             with self._lock:
                 data = self._runs.get(run_id, {}).get(cid)
         if data is None:
             raise EntityConflictError(f"run {run_id}: no step_created for {cid}")
         return decode(data.get("args") or []), decode(data.get("kwargs") or {})
 
-    def _keep(self, run_id: str, inputs: dict[str, dict[str, Any]]) -> None:
+    def _keep(self, run_id: str, created: Sequence[NewEvent | Event]) -> None:
+        """Keep the data of these ``step_created`` events, by correlation id."""
+        inputs = {e.correlation_id or "": e.data or {} for e in created}
         with self._lock:
             known = self._runs.setdefault(run_id, {})
             known.update(inputs)

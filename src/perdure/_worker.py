@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -92,7 +91,6 @@ class Worker:
         self._slots_lock = threading.Lock()
         self._busy = 0
         self._held: dict[int, str] = {}  # job id -> run id, for lease renewal
-        self._held_runs: Counter[str] = Counter()  # run id -> jobs of it held
         self._next_due: float | None = None
         self._starved = False  # the dispatcher found no free slot last time
         self._last_free = 1
@@ -172,21 +170,14 @@ class Worker:
 
     def _hold(self, job_id: int, run_id: str) -> None:
         with self._slots_lock:
-            if job_id not in self._held:
-                self._held_runs[run_id] += 1
             self._held[job_id] = run_id
 
     def _finish(self, job_id: int, *, keep: bool = False) -> None:
         """The job's work is done (its slot goes back); ``keep``: the job carries on
         as the next step's, still held."""
-        left = None
         with self._slots_lock:
             run_id = None if keep else self._held.pop(job_id, None)
-            if run_id is not None:
-                self._held_runs[run_id] -= 1
-                if self._held_runs[run_id] <= 0:
-                    del self._held_runs[run_id]
-                    left = run_id
+            left = run_id if run_id is not None and run_id not in self._held.values() else None
             self.jobs_done += 1
         self._give_back(1)
         self.upkeep.finished()
@@ -205,7 +196,7 @@ class Worker:
     def holds_run(self, run_id: str) -> bool:
         """Whether this worker holds a job of the run (it is executing it)."""
         with self._slots_lock:
-            return run_id in self._held_runs
+            return run_id in self._held.values()
 
     def _give_back(self, n: int) -> None:
         with self._slots_lock:
@@ -351,13 +342,12 @@ class Worker:
         self._run_chain(local)
 
     def _run_chain(self, local: list[LocalStep]) -> None:
-        """Run steps claimed locally: the first on this thread, the rest on others."""
+        """Run steps claimed locally, and held already by whoever handed them over
+        (``start_run``, ``_pass_on``): the first on this thread, the rest on others."""
         while local:
             first, rest = local[0], local[1:]
             for other in rest:
-                self._hold(other.job_id, other.run_id)
                 self._executor.submit(self._run_chain, [other])
-            self._hold(first.job_id, first.run_id)
             following: list[LocalStep] = []
             try:
                 following = self._execute(first)

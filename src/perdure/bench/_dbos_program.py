@@ -369,11 +369,8 @@ def throughput(url: str, shape: Shape, counter: _measure.CommitCounter) -> _meas
         client = DBOSClient(system_database_url=url)
         warm = WARMUP_PER_WORKER * workers
         _batch(client, warm)
-        rounds = []  # as perdure's: min_iterations rounds, the median reported
-        for _ in range(max(1, shape.min_iterations)):
-            t0 = time.perf_counter()
-            _batch(client, shape.n)
-            rounds.append(time.perf_counter() - t0)
+        # as perdure's: min_iterations rounds, the median reported
+        rounds = _measure.timed_rounds(lambda: _batch(client, shape.n), shape.min_iterations)
         result.samples = [elapsed * 1000.0 for elapsed in rounds]
         result.iterations = len(rounds)
         result.extra["workflows_per_s"] = shape.n / statistics.median(rounds)

@@ -91,6 +91,18 @@ def warm_up(once: Callable[[], object], iterations: int, budget: float) -> int:
     return done
 
 
+def timed_rounds(batch: Callable[[], object], rounds: int) -> list[float]:
+    """Seconds of each of ``rounds`` (at least one) calls of ``batch``: a throughput
+    shape's rounds, perdure's and DBOS's alike, so one slow second of the machine
+    does not make the figure."""
+    seconds = []
+    for _ in range(max(1, rounds)):
+        t0 = time.perf_counter()
+        batch()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
 def timed_loop(once: Callable[[], float | list[float]], *, iterations: int,
                min_iterations: int, budget: float) -> tuple[list[float], int]:
     """Run ``once`` (which returns milliseconds, or a list of them) at least

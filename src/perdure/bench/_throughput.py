@@ -32,7 +32,7 @@ from perdure import Engine
 
 from . import _shapes
 from ._catalog import STARTERS, Shape
-from ._measure import CommitCounter, Result, cpu_seconds, process_cpu
+from ._measure import CommitCounter, Result, cpu_seconds, process_cpu, timed_rounds
 
 WARMUP_PER_WORKER = 25
 READY_TIMEOUT = 60.0
@@ -52,7 +52,7 @@ def run(url: str, system: str, shape: Shape, counter: CommitCounter | None) -> R
         warm = WARMUP_PER_WORKER * workers
         _batch(client, warm)
         cpu0 = _cpu(procs)
-        rounds = _rounds(client, shape)
+        rounds = timed_rounds(lambda: _batch(client, shape.n), shape.min_iterations)
         runs = shape.n * len(rounds)
         result.extra.update({k: (v - cpu0[k]) / runs * 1000.0
                              for k, v in _cpu(procs).items()})
@@ -85,17 +85,6 @@ def _cpu(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float]:
     workers = sum(process_cpu(p.pid) for p, _ in procs)
     return {"cpu_ms_postgres": cpu_seconds("postgres"), "cpu_ms_workers": workers,
             "cpu_ms_client": time.process_time()}
-
-
-def _rounds(client: Engine, shape: Shape) -> list[float]:
-    """Seconds of each round of ``shape.n`` runs: ``min_iterations`` rounds on the
-    same workers, so one slow second of the machine does not make the figure."""
-    rounds = []
-    for _ in range(max(1, shape.min_iterations)):
-        t0 = time.perf_counter()
-        _batch(client, shape.n)
-        rounds.append(time.perf_counter() - t0)
-    return rounds
 
 
 def _batch(client: Engine, n: int) -> None:

@@ -114,6 +114,18 @@ class Listener:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
+    def ping(self) -> None:
+        """Run a statement on the LISTEN connection now, when connected (the thread's
+        own ping does every ``ping_interval``). Its backend reads each NOTIFY in a
+        transaction of its own and flushes those counts to ``pg_stat_database``
+        only when it next runs a statement. psycopg connections are thread-safe,
+        and the listener thread holds this one only while it reads; notifications
+        that arrive meanwhile are kept for it."""
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT 1")
+
     def channels(self) -> set[str]:
         """The channels this listener LISTENs on (or will, once connected)."""
         with self._lock:
