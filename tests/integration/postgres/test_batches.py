@@ -3,6 +3,7 @@ prepared statements (behind a transaction-mode pooler they cannot be kept)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
@@ -11,6 +12,8 @@ import pytest
 from perdure.backends.postgres import PostgresWorld
 from perdure.errors import EntityConflictError
 from perdure.world import AppendRequest, CreateRequest, NewEvent, uuid7
+
+from ._support import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -71,3 +74,45 @@ def test_tidy_queue_keeps_claims_from_walking_past_deleted_jobs(
     pg_world.tidy_queue()
     tidied = _claim_pages(admin)
     assert bloated > 40 and tidied < bloated / 4, (bloated, tidied)
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_batch_waiting_on_an_uncommitted_key(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any], outcome: str
+) -> None:
+    """A batch's request whose key another transaction holds uncommitted waits for
+    it: it commits, the request returns its run (read after the wait, not from the
+    batch's first snapshot); it rolls back, the request creates the run."""
+    fresh, keyed = uuid7(), uuid7()
+    made: list[list[tuple[str, bool]]] = []
+
+    def batch() -> None:
+        pairs = pg_world.create_runs([CreateRequest("wf", "[1]", keyed, "k"),
+                                      CreateRequest("wf", "[2]", fresh)])
+        made.append([(run.id, created) for run, created in pairs])
+
+    with psycopg.connect(pg_url) as holder:  # a transaction, open until the with ends
+        first = uuid7()
+        holder.execute("SELECT perdure.create_run('wf', '[0]', %s, 'k', NULL)", (first,))
+        thread = threading.Thread(target=batch)
+        thread.start()
+        wait_for(lambda: _blocked_on_a_lock(admin), what="the batch to wait for the key")
+        if outcome == "commit":
+            holder.commit()
+        else:
+            holder.rollback()
+    thread.join(30)
+    assert not thread.is_alive()
+    if outcome == "commit":
+        assert made == [[(first, False), (fresh, True)]]
+        assert pg_world.get_run(keyed) is None
+    else:
+        assert made == [[(keyed, True), (fresh, True)]]
+        assert pg_world.get_run(first) is None
+    assert [len(pg_world.list_jobs(run_id=r)) for r, _ in made[0]] == [1, 1]
+
+
+def _blocked_on_a_lock(admin: psycopg.Connection[Any]) -> bool:
+    row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND wait_event_type = 'Lock'").fetchone()
+    return row is not None and row[0] > 0
