@@ -20,17 +20,18 @@ from perdure.backends.postgres import PostgresWorld
 pytestmark = pytest.mark.postgres
 
 WRITE_PATH = ("append_events", "append_next_step", "_insert_jobs", "_wake_held_back", "_ack",
-              "_stream_append", "_close_streams", "_create_run", "create_run", "claim_jobs",
+              "_stream_append", "_close_streams", "_create_run", "create_run", "create_runs",
+              "claim_jobs",
               "release_jobs", "write_chunks", "close_stream")
 
 
-def _jobs_stat(conn: psycopg.Connection[Any], counter: str) -> int:
-    """A counter of ``pg_stat_xact_user_tables`` for perdure.jobs: what this
-    session's open transaction did to the table."""
+def _jobs_stat(conn: psycopg.Connection[Any], counter: str, table: str = "jobs") -> int:
+    """A counter of ``pg_stat_xact_user_tables`` for a perdure table (the jobs): what
+    this session's open transaction did to the table."""
     row = conn.execute(
         sql.SQL("SELECT {} FROM pg_stat_xact_user_tables"
-                " WHERE schemaname = 'perdure' AND relname = 'jobs'").format(
-            sql.Identifier(counter))).fetchone()
+                " WHERE schemaname = 'perdure' AND relname = %s").format(
+            sql.Identifier(counter)), (table,)).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -190,3 +191,28 @@ def test_a_claim_planned_on_a_small_queue_reads_its_limit_not_the_backlog(
         reads = _jobs_index_reads(conn)
     assert claimed == [f"r{g}" for g in range(1, 11)]  # the ten due first
     assert reads <= 4 * len(claimed), f"{reads} job rows read to claim 10 of {backlog}"
+
+
+def test_a_batch_of_starts_planned_on_a_small_table_reads_its_runs_not_the_table(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
+) -> None:
+    # 0020's first draft joined the requests to the runs table: on a new database's
+    # statistics the plan hashed every run for each batch.
+    batch = ("SELECT id FROM perdure.create_runs(%s::text[], %s::text[], %s::text[],"
+             " %s::text[], %s::float8[])")
+
+    def requests(prefix: str) -> tuple[list[str], ...]:
+        ids = [f"{prefix}{i}" for i in range(10)]
+        return ["wf"] * 10, ["[]"] * 10, ids, [f"k-{i}" for i in ids], [None] * 10
+
+    with psycopg.connect(pg_url) as conn:  # one session: its plans persist
+        with conn.transaction():  # planned now, on a new database's statistics
+            conn.execute(batch, requests("a"))
+        admin.execute("INSERT INTO perdure.runs (id, workflow_name, status, created_at,"
+                      " updated_at, last_seq) SELECT 'old' || g, 'wf', 'completed', 0, 0, 3"
+                      " FROM generate_series(1, 3000) g")
+        with conn.transaction():
+            made = [row[0] for row in conn.execute(batch, requests("b"))]
+            reads = _jobs_stat(conn, "idx_tup_fetch", "runs")
+    assert made == [f"b{i}" for i in range(10)]
+    assert reads <= 4 * len(made), f"{reads} run rows read to start {len(made)}"

@@ -16,7 +16,9 @@
 -- request of the same batch) creates nothing and returns the run under that key,
 -- as before. The final SELECT is a statement of its own: it reads a fresh snapshot,
 -- which holds a run another transaction committed under a requested key while this
--- one waited for it.
+-- one waited for it. It looks each run up by its key: joined to the runs table
+-- instead, on a small table's statistics the plan hashed the whole table for every
+-- batch.
 CREATE OR REPLACE FUNCTION perdure.create_runs(
     p_workflows text[], p_inputs text[], p_run_ids text[], p_keys text[],
     p_created_at float8[])
@@ -65,9 +67,11 @@ BEGIN
            r.last_seq, r.result_seq, r.consumed_seq
     FROM unnest(p_run_ids, p_keys) WITH ORDINALITY AS u(id, k, o)
     LEFT JOIN unnest(v_made, v_jobs) AS m(id, job) ON m.id = u.id
-    JOIN perdure.runs r
-      ON r.id = CASE WHEN m.id IS NOT NULL THEN u.id
-                     ELSE (SELECT r2.id FROM perdure.runs r2 WHERE r2.idempotency_key = u.k) END
+    CROSS JOIN LATERAL (  -- OFFSET 0: a key lookup per request, never a join plan
+        SELECT * FROM perdure.runs r                 -- that reads the whole table
+        WHERE r.id = coalesce(m.id, (SELECT r2.id FROM perdure.runs r2
+                                     WHERE r2.idempotency_key = u.k))
+        OFFSET 0) r
     ORDER BY u.o;
 END
 $$;
