@@ -110,11 +110,17 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: read_ends
--- The terminal event is the last of its run: no event follows it.
+-- The terminal event is the last of its run: no event follows it. Each run is
+-- looked up by its id (OFFSET 0 keeps the lookup per id): as a join filtered by
+-- status, statistics taken while most runs were running made the plan read every
+-- ended run through runs_status_id on every call.
 SELECT e.run_id, e.seq, e.event_type, e.correlation_id, e.data, e.created_at
-FROM perdure.runs r
-JOIN perdure.events e ON e.run_id = r.id AND e.seq = r.last_seq
-WHERE r.id = ANY (%s::text[]) AND r.status IN ('completed', 'failed', 'cancelled');
+FROM unnest(%s::text[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT r.id, r.last_seq FROM perdure.runs r
+    WHERE r.id = u.id AND r.status IN ('completed', 'failed', 'cancelled')
+    OFFSET 0) r
+JOIN perdure.events e ON e.run_id = r.id AND e.seq = r.last_seq;
 
 -- name: list_events
 SELECT run_id, seq, event_type, correlation_id, data, created_at
