@@ -116,3 +116,17 @@ def _blocked_on_a_lock(admin: psycopg.Connection[Any]) -> bool:
     row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
                         "current_database() AND wait_event_type = 'Lock'").fetchone()
     return row is not None and row[0] > 0
+
+
+def test_tidying_the_queue_never_truncates_it(
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any]
+) -> None:
+    """A truncating vacuum takes the queue's exclusive lock (claims and appends
+    wait); the emptied tail pages stay, for the next jobs."""
+    ids = [uuid7() for _ in range(1000)]
+    pg_world.create_runs([CreateRequest("wf", "[]", run_id) for run_id in ids])
+    admin.execute("DELETE FROM perdure.jobs")
+    size = admin.execute("SELECT pg_relation_size('perdure.jobs')").fetchone()
+    assert size is not None and size[0] > 8192
+    pg_world.tidy_queue()
+    assert admin.execute("SELECT pg_relation_size('perdure.jobs')").fetchone() == size

@@ -215,7 +215,8 @@ SELECT perdure.release_jobs(%s, %s::bigint[]);
 -- name: tidy_queue
 -- Deleted jobs stay in the queue's indexes, where claims walk past them in due
 -- order, until a vacuum; autovacuum visits at most once a minute (and may be off).
--- SKIP_LOCKED: a vacuum another worker runs already is enough.
+-- SKIP_LOCKED: a vacuum another worker runs already is enough. It never truncates
+-- the table (vacuum_truncate = false, migration 0021).
 VACUUM (SKIP_LOCKED) perdure.jobs;
 
 -- name: list_jobs
