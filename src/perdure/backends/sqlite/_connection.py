@@ -22,11 +22,13 @@ from ...errors import EntityConflictError
 from ...world import CommittedChunk, Notifier
 from .._notify import LocalNotifier
 from .._sqlfile import load_migrations, load_queries
+from ._checkpoints import NUDGE_EVERY, SAFETY_FACTOR, Checkpointer
 
 PACKAGE = "perdure.backends.sqlite"
 Q: dict[str, str] = load_queries(PACKAGE)
 BUSY_TIMEOUT_S = 10.0
-WAL_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
+WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the log checkpointed at this size
+PAGE_SIZE = 4096
 
 Params = Mapping[str, Any]
 
@@ -87,6 +89,8 @@ class SqliteBase:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._checkpointer = Checkpointer(self.path, WAL_CHECKPOINT_BYTES, self._write_lock)
+        self._commits = 0
 
     def _publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
         self._local_notifier.publish(key, chunks)
@@ -108,10 +112,13 @@ class SqliteBase:
         # Checkpoint every 64 MiB of WAL, not every 4 MiB (SQLite's default): the hot
         # pages (the run's row, the queue, the index pages) are rewritten by every
         # step, and a wider window copies each of them once instead of many times
-        # (seq-50 12.5 -> 9.9 ms, a 1 MiB 5-step stream pipeline 40 -> 16 ms).
-        # journal_size_limit truncates the WAL file back to that size afterwards.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_PAGES * 4096}")
+        # (seq-50 12.5 -> 9.9 ms, a 1 MiB 5-step stream pipeline 40 -> 16 ms). The
+        # checkpointer's thread does it (_checkpoints.py); a writer's own automatic
+        # checkpoint is the safety net. journal_size_limit truncates the WAL file
+        # back to 64 MiB when the log restarts.
+        safety_pages = SAFETY_FACTOR * WAL_CHECKPOINT_BYTES // PAGE_SIZE
+        conn.execute(f"PRAGMA wal_autocheckpoint = {safety_pages}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_BYTES}")
         with self._lock:
             if self._closed:  # closed while this one was opening
                 conn.close()
@@ -125,6 +132,7 @@ class SqliteBase:
         with self._lock:
             self._closed = True
             conns, self._all = self._all, []
+        self._checkpointer.close()
         for conn in conns:
             conn.close()
         self._local = threading.local()
@@ -144,6 +152,9 @@ class SqliteBase:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._commits += 1
+                if self._commits % NUDGE_EVERY == 0:
+                    self._checkpointer.nudge()
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
