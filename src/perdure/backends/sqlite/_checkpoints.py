@@ -8,23 +8,23 @@ stream's chunk waited 267 ms for one, against 0.4 ms typically, and the 91 chunk
 written behind it arrived late in a row.
 
 A PASSIVE checkpoint from another connection runs beside the writers: they keep
-appending to the log while it copies. This thread runs one whenever the log holds
-more than the threshold not yet copied (the writers nudge it every few commits; it
-reads that from the WAL-index header in the ``-shm`` file, a documented format:
-https://sqlite.org/walformat.html). The log restarts from its beginning only at a
-write that begins with every frame copied, so a second checkpoint copies what the
-writers wrote during the first while this process's writers are held back (the
-file's write lock): a short wait for a few pages, instead of a long one for all of
-them. The writers keep SQLite's automatic checkpoint too, at four times the
-threshold: a safety net should this thread fall behind (other processes' writers,
-long readers), never the usual path.
+appending to the log while it copies. This thread runs one whenever the log has
+grown past the threshold (the writers nudge it every few commits, and truncate the
+log's file to nothing whenever the log restarts, so its size is the log's length).
+The log restarts from its beginning only at a write that begins with every frame
+copied, so after passes beside the writers, each copying what they wrote during
+the one before, a last one copies the few frames left while this process's
+writers are held back (the file's write lock): a short wait for a few pages,
+instead of a long one for all of them. The writers keep SQLite's
+automatic checkpoint too, at four times the threshold: a safety net should this
+thread fall behind (other processes' writers, long readers), never the usual path.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
-import struct
 import threading
 from pathlib import Path
 
@@ -33,22 +33,24 @@ logger = logging.getLogger("perdure.sqlite")
 NUDGE_EVERY = 32  # commits between two looks at the log
 IDLE_LOOK_S = 1.0  # and at least this often while the writers are quiet
 SAFETY_FACTOR = 4  # the writers' own automatic checkpoint, in thresholds
+CATCH_UP_FRAMES = 256  # at most this much (1 MiB of pages) copied with writers held,
+MAX_PASSES = 8  # after at most this many passes beside them
 
 
 class Checkpointer:
-    """Checkpoints ``path``'s write-ahead log once it holds ``threshold`` bytes not
-    yet copied."""
+    """Checkpoints ``path``'s write-ahead log once it holds ``threshold`` bytes."""
 
     def __init__(self, path: Path, threshold: int, write_lock: threading.RLock) -> None:
         self.path = path
         self.threshold = threshold
         self._write_lock = write_lock
         self.checkpoints = 0  # run by this thread, for tests
-        self._shm = Path(f"{path}-shm")
+        self._wal = Path(f"{path}-wal")
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._checked_at = 0  # the log's size after the last checkpoint
 
     def nudge(self) -> None:
         """A writer committed: look at the log's size soon (starts the thread)."""
@@ -76,32 +78,39 @@ class Checkpointer:
                 self._wake.clear()
                 if self._closed:
                     return
-                if self._uncopied_bytes() >= self.threshold:
+                size = self._log_size()  # unchanged: no write since the last checkpoint
+                if size >= self.threshold and size != self._checked_at:
                     self._checkpoint(conn)
         finally:
             conn.close()
 
-    def _uncopied_bytes(self) -> int:
-        """Bytes of log frames not yet copied to the database: the header's mxFrame
-        (offset 16) less the checkpoint's nBackfill (offset 96), native byte order,
-        times the page size (offset 14, 1 meaning 65536)."""
+    def _log_size(self) -> int:
+        """The log's length: the writers truncate its file whenever it restarts.
+        Only stat it: opening and closing a file of the database here would drop
+        every POSIX lock this process's SQLite connections hold on it, which
+        corrupts the database (https://sqlite.org/howtocorrupt.html, 2.2)."""
         try:
-            with open(self._shm, "rb") as fh:
-                header = fh.read(100)
+            return os.stat(self._wal).st_size
         except FileNotFoundError:
             return 0
-        if len(header) < 100:
-            return 0
-        page: int = struct.unpack_from("=H", header, 14)[0]
-        frames: int = struct.unpack_from("=I", header, 16)[0]
-        copied: int = struct.unpack_from("=I", header, 96)[0]
-        return max(frames - copied, 0) * (65536 if page == 1 else page)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # the bulk, beside them
-            with self._write_lock:  # what they wrote meanwhile; no write is half done
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            frames = _passive(conn)  # the bulk, beside the writers
+            for _ in range(MAX_PASSES):  # what they wrote meanwhile, while it is much
+                more = _passive(conn)
+                if more - frames < CATCH_UP_FRAMES:
+                    break
+                frames = more
+            with self._write_lock:  # the rest, no write half done: the next restarts the log
+                _passive(conn)
             self.checkpoints += 1
+            self._checked_at = self._log_size()
         except sqlite3.Error:  # another process's checkpoint, a closing database: next time
             logger.debug("background checkpoint of %s skipped", self.path, exc_info=True)
+
+
+def _passive(conn: sqlite3.Connection) -> int:
+    """A PASSIVE checkpoint; the frames in the log."""
+    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(row[1])
