@@ -152,15 +152,15 @@ class SqliteBase:
             try:
                 yield conn
                 conn.execute("COMMIT")
-                self._commits += 1
-                if self._commits % NUDGE_EVERY == 0:
-                    self._checkpointer.nudge()
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise EntityConflictError(str(exc)) from exc
                 raise
+            self._commits += 1  # under the write lock, after the commit: never its error
+            if self._commits % NUDGE_EVERY == 0:
+                self._checkpointer.nudge()
 
     def _rows(self, name: str, params: Params) -> list[sqlite3.Row]:
         """Run a named read query outside any transaction; fetch everything so no
