@@ -11,6 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+import pytest
+
+from perdure.backends.postgres import PostgresWorld
+
 SHAPES = ("no-step", "seq-10", "gather-10", "race-10", "payload-seq-10", "stream-ttfc")
 
 
@@ -106,3 +111,24 @@ def test_calls_times_the_hot_path(tmp_path: Path) -> None:
     assert "11.0 World calls per iteration" in proc.stdout, proc.stdout
     for name in ("Worker._attempt", "WorkflowInstance.deliver", "Advancer._commit"):
         assert name in proc.stdout, proc.stdout
+
+
+@pytest.mark.postgres
+def test_instructions_batch_starts_claims_and_steps_its_runs(pg_url: str) -> None:
+    """``_instructions batch``: each iteration starts ten runs together, claims them
+    together and gives each its first step together."""
+    from perdure.bench._instructions import BATCH, _batches
+
+    with PostgresWorld(pg_url, listen=False) as world:
+        world.migrate()
+    _batches(pg_url, 2)
+    with psycopg.connect(pg_url) as conn:
+        runs = conn.execute("SELECT status, last_seq, count(*) FROM perdure.runs"
+                            " GROUP BY status, last_seq").fetchall()
+        steps = conn.execute("SELECT status, count(*) FROM perdure.steps"
+                             " GROUP BY status").fetchall()
+        jobs = conn.execute("SELECT kind, claimed_by, count(*) FROM perdure.jobs"
+                            " GROUP BY kind, claimed_by").fetchall()
+    assert runs == [("running", 4, 2 * BATCH)]
+    assert steps == [("running", 2 * BATCH)]
+    assert jobs == [("step", "bench", 2 * BATCH)]
