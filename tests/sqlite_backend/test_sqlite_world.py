@@ -48,7 +48,8 @@ def test_wal_and_migration_table(tmp_path: Path) -> None:
 def test_every_connection_leaves_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
     """Each thread's connection: its own automatic checkpoint only as a safety net at
     256 MiB (the checkpointer's thread does them at 64 MiB), and the WAL file
-    truncated when the log restarts (``_connection.py`` and ``_checkpoints.py``)."""
+    truncated back to 64 MiB when the log restarts (``_connection.py`` and
+    ``_checkpoints.py``)."""
     world = SqliteWorld(f"sqlite:///{tmp_path}/p.db")
     try:
         settings: list[tuple[int, int]] = []
@@ -62,7 +63,7 @@ def test_every_connection_leaves_checkpoints_to_the_checkpointer(tmp_path: Path)
         thread = threading.Thread(target=read)
         thread.start()
         thread.join()
-        assert settings == [(65536, 0)] * 2
+        assert settings == [(65536, 64 * 1024 * 1024)] * 2
     finally:
         world.close()
 

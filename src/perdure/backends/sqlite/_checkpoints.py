@@ -9,8 +9,9 @@ written behind it arrived late in a row.
 
 A PASSIVE checkpoint from another connection runs beside the writers: they keep
 appending to the log while it copies. This thread runs one whenever the log has
-grown past the threshold (the writers nudge it every few commits, and truncate the
-log's file to nothing whenever the log restarts, so its size is the log's length).
+grown past the threshold (the writers nudge it every few commits; they truncate the
+log's file back to the threshold whenever the log restarts, so a file longer than
+that holds a log longer than that).
 The log restarts from its beginning only at a write that begins with every frame
 copied, so after passes beside the writers, each copying what they wrote during
 the one before, a last one copies the few frames left while this process's
@@ -50,7 +51,7 @@ class Checkpointer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._checked_at = 0  # the log's size after the last checkpoint
+        self._checked = (0, 0)  # the log file after the last checkpoint
 
     def nudge(self) -> None:
         """A writer committed: look at the log's size soon (starts the thread)."""
@@ -89,21 +90,22 @@ class Checkpointer:
                 self._wake.clear()
                 if self._closed:
                     return
-                size = self._log_size()  # unchanged: no write since the last checkpoint
-                if size >= self.threshold and size != self._checked_at:
+                seen = self._log_file()  # as it was: no write since the last checkpoint
+                if seen[0] > self.threshold and seen != self._checked:
                     self._checkpoint(conn)
         finally:
             conn.close()
 
-    def _log_size(self) -> int:
-        """The log's length: the writers truncate its file whenever it restarts.
-        Only stat it: opening and closing a file of the database here would drop
-        every POSIX lock this process's SQLite connections hold on it, which
+    def _log_file(self) -> tuple[int, int]:
+        """The log file's size (past the threshold, the log's length) and change
+        time. Only stat it: opening and closing a file of the database here would
+        drop every POSIX lock this process's SQLite connections hold on it, which
         corrupts the database (https://sqlite.org/howtocorrupt.html, 2.2)."""
         try:
-            return os.stat(self._wal).st_size
+            stat = os.stat(self._wal)
         except FileNotFoundError:
-            return 0
+            return 0, 0
+        return stat.st_size, stat.st_mtime_ns
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
@@ -116,7 +118,7 @@ class Checkpointer:
             with self._write_lock:  # the rest, no write half done: the next restarts the log
                 _passive(conn)
             self.checkpoints += 1
-            self._checked_at = self._log_size()
+            self._checked = self._log_file()
         except sqlite3.Error:  # another process's checkpoint, a closing database: next time
             logger.debug("background checkpoint of %s skipped", self.path, exc_info=True)
 

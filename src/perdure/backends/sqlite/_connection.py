@@ -114,11 +114,12 @@ class SqliteBase:
         # step, and a wider window copies each of them once instead of many times
         # (seq-50 12.5 -> 9.9 ms, a 1 MiB 5-step stream pipeline 40 -> 16 ms). The
         # checkpointer's thread does it (_checkpoints.py); a writer's own automatic
-        # checkpoint is the safety net. journal_size_limit = 0 truncates the WAL
-        # file when the log restarts, so the file's size is the log's length.
+        # checkpoint is the safety net. journal_size_limit truncates the WAL file
+        # back to 64 MiB when the log restarts (kept that long, its pages are
+        # rewritten in place; and a file longer than that is a log longer than that).
         safety_pages = SAFETY_FACTOR * WAL_CHECKPOINT_BYTES // PAGE_SIZE
         conn.execute(f"PRAGMA wal_autocheckpoint = {safety_pages}")
-        conn.execute("PRAGMA journal_size_limit = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_BYTES}")
         with self._lock:
             if self._closed:  # closed while this one was opening
                 conn.close()
