@@ -1,16 +1,18 @@
-"""perdure.append_next_step (migration 0018) writes what append_events writes.
+"""perdure.append_next_step (migration 0018) and perdure.append_last_step (0023)
+write what append_events writes.
 
-The sequential step's append has a function of its own, with scalar arguments.
-These tests run the same batches on two runs, one through ``World.append`` (which
-picks the function for that shape of batch) and one through ``append_events``,
-and compare every row the appends wrote; then they check that each refusal is
-the general path's.
+The sequential step's append, and the append that ends a run with its last step,
+have functions of their own, with scalar arguments. These tests run the same
+batches on two runs, one through ``World.append`` (which picks the function for
+that shape of batch) and one through ``append_events``, and compare every row the
+appends wrote; then they check that each refusal is the general path's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
@@ -38,9 +40,10 @@ def _for(run_id: str, jobs: list[NewJob]) -> list[NewJob]:
 
 
 def _general(world: PostgresWorld, run_id: str, events: list[NewEvent], jobs: list[NewJob],
-             ack: list[int], expected_result_seq: int | None = None) -> list[int]:
+             ack: list[int], expected_result_seq: int | None = None,
+             close_streams: bool = False) -> list[int]:
     params = append_params(AppendRequest(run_id, events, None, expected_result_seq,
-                                         _for(run_id, jobs), ack, True, False))
+                                         _for(run_id, jobs), ack, True, close_streams))
     row = world._db.one("append_events", params, retry=Retry.NEVER)
     assert row is not None
     return list(row[2])
@@ -57,6 +60,7 @@ def _rows(world: PostgresWorld, run_id: str) -> tuple[Any, ...]:
         [(s.correlation_id, s.name, s.status, s.attempt, s.created_at, s.started_at,
           s.completed_at) for s in world.list_steps(run_id).items],
         [(j.kind, j.correlation_id, j.claimed_by, j.attempts) for j in jobs],
+        [(i.stream, i.chunks, i.closed) for i in world.list_streams(run_id)],
     )
 
 
@@ -120,3 +124,90 @@ def test_a_refused_next_step_is_refused_as_append_events_refuses_it(
         pg_world.append(target, events, jobs=_for(target, jobs), ack=[job],
                         expected_result_seq=expected)
     assert _rows(pg_world, run_id) == before
+
+
+def _recording(world: PostgresWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions ``world`` calls from now on."""
+    called: list[str] = []
+    one = world._db.one
+    monkeypatch.setattr(world._db, "one",
+                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
+    return called
+
+
+def _at_last_step(world: PostgresWorld, streams: bool) -> tuple[str, int]:
+    """A running run with step s1 started (its job claimed by w1), maybe a stream open."""
+    run_id = _new_run(world)
+    events, jobs = _batch(None, "s1", "w1", T)
+    [job] = world.append(run_id, events, jobs=_for(run_id, jobs)).job_ids
+    if streams:
+        world.write_chunks(run_id, "progress", [(0, b"half")])
+    return run_id, job
+
+
+def _last(kind: str = "step_completed", done: str = "s1") -> list[NewEvent]:
+    end = "run_completed" if kind == "step_completed" else "run_failed"
+    return [NewEvent(kind, done, {"output": done}, T + 1),
+            NewEvent(end, None, {"result": 1}, T + 2)]
+
+
+@pytest.mark.parametrize("kind", ["step_completed", "step_failed"])
+@pytest.mark.parametrize("streams", [False, True], ids=["no stream", "a stream"])
+def test_a_runs_last_step_writes_what_append_events_writes(
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch,
+    kind: str, streams: bool,
+) -> None:
+    (fast, fast_job), (general, general_job) = (_at_last_step(pg_world, streams)
+                                                 for _ in range(2))
+    admin.execute("LISTEN perdure_runs")
+    called = _recording(pg_world, monkeypatch)
+    closed = pg_world.append(fast, _last(kind), ack=[fast_job], expected_result_seq=0,
+                             consumed=True, close_streams=True)
+    assert called == ["append_last_step"]
+    _general(pg_world, general, _last(kind), [], [general_job], expected_result_seq=0,
+             close_streams=True)
+    assert _rows(pg_world, fast) == _rows(pg_world, general)
+    assert closed.job_ids == []
+    assert [j.kind for j in pg_world.list_jobs(run_id=fast)] == ["workflow"]  # the create's
+    heard = [n.payload for n in admin.notifies(timeout=5, stop_after=2)]
+    assert heard == [f"run:{fast}", f"run:{general}"]
+
+
+@pytest.mark.parametrize("case", ["stale", "ended step", "ended run", "unknown run"])
+def test_a_refused_last_step_is_refused_as_append_events_refuses_it(
+    pg_world: PostgresWorld, case: str,
+) -> None:
+    run_id, job = _at_last_step(pg_world, streams=False)
+    before = _rows(pg_world, run_id)
+    done, expected, target = "s1", None, run_id
+    error: type[Exception] = EntityConflictError
+    if case == "stale":
+        expected, error = 1, StaleStateError  # no result yet: the result seq is 0
+    elif case == "ended step":
+        done = "s0"
+    elif case == "ended run":
+        pg_world.append(run_id, [NewEvent("run_cancelled", None, {}, T + 2)])
+        before = _rows(pg_world, run_id)
+    else:
+        target, error = uuid7(), RunNotFoundError
+    with pytest.raises(error):
+        pg_world.append(target, _last(done=done), ack=[job], expected_result_seq=expected,
+                        close_streams=True)
+    assert _rows(pg_world, run_id) == before
+
+
+def test_a_last_step_acking_a_workflow_job_takes_the_general_path(
+    pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The acked job is the run's workflow job, not the step's: append_events' ack
+    (its held-back check included) writes the batch, as if called itself."""
+    (fast, _), (general, _) = (_at_last_step(pg_world, streams=False) for _ in range(2))
+    fast_job, general_job = (
+        next(j.id for j in pg_world.list_jobs(run_id=r) if j.kind == "workflow")
+        for r in (fast, general))
+    called = _recording(pg_world, monkeypatch)
+    pg_world.append(fast, _last(), ack=[fast_job], consumed=True, close_streams=True)
+    assert called == ["append_last_step"]
+    _general(pg_world, general, _last(), [], [general_job], close_streams=True)
+    assert _rows(pg_world, fast) == _rows(pg_world, general)
+    assert [j.kind for j in pg_world.list_jobs(run_id=fast)] == ["step"]

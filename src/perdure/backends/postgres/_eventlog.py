@@ -79,6 +79,38 @@ def next_step_params(r: AppendRequest) -> Params | None:
     ]
 
 
+def last_step_params(r: AppendRequest) -> Params | None:
+    """The arguments of ``perdure.append_last_step`` when the batch ends a run as its
+    last step ends (the step's job acked, nothing enqueued); None for any other."""
+    events = r.events
+    if r.jobs or len(events) != 2 or len(r.ack) != 1:
+        return None
+    done, end = events
+    if (done.event_type not in ("step_completed", "step_failed") or done.correlation_id is None
+            or end.event_type not in ("run_completed", "run_failed")
+            or end.correlation_id is not None):
+        return None
+    return [
+        r.run_id, r.expected_seq, r.expected_result_seq,
+        done.event_type, done.correlation_id, data_text(done.data), done.created_at,
+        end.event_type, data_text(end.data), end.created_at, r.ack[0], r.consumed,
+        r.close_streams,
+    ]
+
+
+def append_call(r: AppendRequest) -> tuple[str, Params]:
+    """The function an append calls: one of its own for the two commonest batches
+    (a sequential step's end and successor, a run's last step and end), else the
+    general one."""
+    params = next_step_params(r)
+    if params is not None:
+        return "append_next_step", params
+    params = last_step_params(r)
+    if params is not None:
+        return "append_last_step", params
+    return "append_events", append_params(r)
+
+
 def append_many_params(requests: Sequence[AppendRequest]) -> Params:
     """The arguments of ``perdure.append_many``: per-request values one element
     each, the events, jobs and acks of all requests concatenated, with their counts."""
@@ -278,9 +310,7 @@ class EventLog(PostgresBase):
     ) -> AppendResult:
         request = AppendRequest(run_id, events, expected_seq, expected_result_seq, jobs, ack,
                                 consumed, close_streams)
-        query, params = "append_next_step", next_step_params(request)
-        if params is None:
-            query, params = "append_events", append_params(request)
+        query, params = append_call(request)
         row = self._db.one(query, params, retry=Retry.IF_NOT_RUN)
         assert row is not None
         return self._appended(run_id, events, jobs, row)

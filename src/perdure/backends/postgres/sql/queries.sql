@@ -65,6 +65,11 @@ SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_next_st
     %s, %s::integer, %s::integer, %s, %s, %s, %s::float8, %s, %s, %s, %s, %s::float8,
     %s::float8, %s, %s::float8, %s::bigint, %s);
 
+-- name: append_last_step
+SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_last_step(
+    %s, %s::integer, %s::integer, %s, %s, %s, %s::float8, %s, %s, %s::float8, %s::bigint,
+    %s, %s);
+
 -- name: append_events
 SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
     %s, %s::text[], %s::text[], %b::text[], %s::float8[],
