@@ -17,7 +17,7 @@ import pytest
 
 from perdure.backends.postgres import PostgresWorld
 from perdure.backends.postgres._db import Retry
-from perdure.backends.postgres._eventlog import append_params
+from perdure.backends.postgres._eventlog import append_params, last_step_params
 from perdure.errors import EntityConflictError, RunNotFoundError, StaleStateError
 from perdure.world import AppendRequest, NewEvent, NewJob, uuid7
 
@@ -211,3 +211,18 @@ def test_a_last_step_acking_a_workflow_job_takes_the_general_path(
     _general(pg_world, general, _last(), [], [general_job], close_streams=True)
     assert _rows(pg_world, fast) == _rows(pg_world, general)
     assert [j.kind for j in pg_world.list_jobs(run_id=fast)] == ["step"]
+
+
+def test_append_last_step_called_with_other_events_is_refused_as_append_events_refuses_them(
+    pg_world: PostgresWorld,
+) -> None:
+    """Called from SQL with events that are not a step's end and a run's end, the
+    function writes nothing itself: the general path refuses them."""
+    run_id, job = _at_last_step(pg_world, streams=False)
+    before = _rows(pg_world, run_id)
+    params = last_step_params(AppendRequest(run_id, _last(), ack=[job]))
+    assert params is not None
+    params[7] = "run_started"  # the run's end, as a run that is running cannot take
+    with pytest.raises(EntityConflictError):
+        pg_world._db.one("append_last_step", params, retry=Retry.NEVER)
+    assert _rows(pg_world, run_id) == before

@@ -11,10 +11,10 @@
 --
 -- It writes what append_events writes for that batch, row for row, and sends the
 -- same notification. Whenever one of its checks fails before anything is written
--- (the run is not running, an expected seq differs, the acked job is not a step
--- job of this run, the step is not running), it hands the same batch to
--- append_events, which refuses it or takes its general path exactly as it would
--- have.
+-- (the run is not running, an expected seq differs, the events are not a step's
+-- end and a run's end, the acked job is not a step job of this run, the step is
+-- not running), it hands the same batch to append_events, which refuses it or
+-- takes its general path exactly as it would have.
 
 CREATE FUNCTION perdure.append_last_step(
     p_run_id text,
@@ -50,7 +50,9 @@ BEGIN
     FROM perdure.runs r WHERE r.id = p_run_id
     FOR UPDATE;
     IF v_status = 'running' AND v_last = coalesce(p_expected_seq, v_last)
-       AND v_result = coalesce(p_expected_result_seq, v_result) THEN
+       AND v_result = coalesce(p_expected_result_seq, v_result)
+       AND p_done_type IN ('step_completed', 'step_failed')
+       AND p_end_type IN ('run_completed', 'run_failed') THEN
         PERFORM FROM perdure.jobs j
         WHERE j.id = p_ack AND j.kind = 'step' AND j.run_id = p_run_id;
         IF FOUND THEN
