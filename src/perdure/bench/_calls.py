@@ -54,7 +54,7 @@ HOT_PATH = (
     ("perdure._worker", "Worker", "_attempt"),
     ("perdure._replay", "WorkflowInstance", "deliver"),
     ("perdure._activation", "Advancer", "_commit"),
-    ("perdure.backends.postgres._eventlog", None, "next_step_params"),
+    ("perdure.backends.postgres._eventlog", None, "append_call"),
     ("perdure.backends.postgres._eventlog", None, "append_params"),
     ("perdure.backends.postgres._eventlog", "EventLog", "_appended"),
     ("perdure.backends.postgres._db", "Database", "getconn"),
