@@ -15,6 +15,8 @@ import psycopg
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
+from perdure.bench import Report
+from perdure.bench._measure import Result
 
 SHAPES = ("no-step", "seq-10", "gather-10", "race-10", "payload-seq-10", "stream-ttfc")
 
@@ -40,6 +42,24 @@ def test_quick_bench_prints_the_table(tmp_path: Path) -> None:
     assert out_json.exists()
     meta = json.loads(out_json.read_text())["meta"]
     assert len(meta["cpu_reference_ms"]) == 2 and all(v > 0 for v in meta["cpu_reference_ms"])
+    for result in json.loads(out_json.read_text())["results"]:  # ... and before each shape
+        now = result["extra"]["machine"]
+        assert now["cpu_reference_ms"] > 0 and now["floor_ms"] is None, result  # no Postgres
+    assert "measured again right before each shape" in out
+
+
+def test_each_target_shows_the_machine_its_shape_ran_on() -> None:
+    """A target's row carries the floor and the CPU reference taken right before its
+    shape: a miss on a slow phase of the machine reads as such."""
+    def result(shape: str, kind: str, steps: int, ms: float, floor: float) -> Result:
+        return Result("perdure-postgres", shape, kind, steps, 3, [ms] * 3,
+                      extra={"machine": {"floor_ms": floor, "cpu_reference_ms": 9.5}})
+    report = Report([result("no-step", "none", 0, 0.5, 0.17),
+                     result("seq-50", "seq", 50, 40.0, 0.61)], {})
+    rows = {line.split("|")[1].strip(): line for line in report.targets_table().splitlines()}
+    assert "0.61 / 9.5 ms" in rows["sequential step overhead <= 0.5 ms (seq-50, median/50)"]
+    assert "0.17 / 9.5 ms" in rows["no-step workflow <= 1.5 ms"]
+    assert "floor 0.17 to 0.61 ms" in report.header()
 
 
 def test_unknown_shape_is_an_error(tmp_path: Path) -> None:

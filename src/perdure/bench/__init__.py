@@ -102,10 +102,12 @@ def run(options: BenchOptions, progress: Callable[[str], None] = _echo) -> Repor
                 progress(f"perdure on SQLite: {url}")
                 sides.append(PerdureSide(url, plan))
             for shape in shapes:
+                now = machine_now(pg_url, quick=options.quick)
                 for side in sides:
                     if pg_url is not None:
                         settle(pg_url)
                     result = side.measure(shape)
+                    result.extra["machine"] = now
                     progress(progress_line(result))
                     results.append(result)
         finally:
@@ -119,3 +121,14 @@ def run(options: BenchOptions, progress: Callable[[str], None] = _echo) -> Repor
     if pg_url is not None:
         meta["commit_floor_ms"].append(commit_floor(pg_url))
     return Report(results, meta)
+
+
+def machine_now(pg_url: str | None, quick: bool = False) -> dict[str, float | None]:
+    """The floor and the CPU reference right before a shape, short versions (about
+    50 ms): the machine's speed moves by 2x within minutes, and a shape's numbers
+    are read against the machine they were measured on. (The floor's commits land
+    before the shape's commit count starts, which waits for the counters to settle.)"""
+    floor = None
+    if pg_url is not None:
+        floor = commit_floor(pg_url, n=10 if quick else 50)
+    return {"floor_ms": floor, "cpu_reference_ms": cpu_reference(rounds=1 if quick else 3)}

@@ -155,47 +155,56 @@ class Report:
         pg, out = "perdure-postgres", []
 
         def add(name: str, measured: float | None, limit: float, *, at_least: bool = False,
-                unit: str = "ms", fmt: str = "{:.2f}") -> None:
+                unit: str = "ms", fmt: str = "{:.2f}", shape: str | None = None) -> None:
             met = None if measured is None else (
                 measured >= limit if at_least else measured <= limit)
             out.append({"target": name, "limit": limit, "measured": measured, "met": met,
                         "text": "n/a" if measured is None else fmt.format(measured) + f" {unit}",
                         "by": None if measured is None or met else (
-                            limit / measured if at_least else measured / limit)})
+                            limit / measured if at_least else measured / limit),
+                        "shape": shape})
 
         seq50 = self.get(pg, "seq-50")
         add("sequential step overhead <= 0.5 ms (seq-50, median/50)",
-            seq50.ms_per_step if seq50 else None, 0.5, unit="ms/step", fmt="{:.3f}")
+            seq50.ms_per_step if seq50 else None, 0.5, unit="ms/step", fmt="{:.3f}",
+            shape="seq-50")
         dbos50 = self.get("dbos", "seq-50")
         add("sequential steps >= 5x faster than DBOS (seq-50)",
             dbos50.median / seq50.median if seq50 and dbos50 else None, 5.0, at_least=True,
-            unit="x", fmt="{:.1f}")
+            unit="x", fmt="{:.1f}", shape="seq-50")
         nostep = self.get(pg, "no-step")
-        add("no-step workflow <= 1.5 ms", nostep.median if nostep else None, 1.5)
+        add("no-step workflow <= 1.5 ms", nostep.median if nostep else None, 1.5,
+            shape="no-step")
         g50 = self.get(pg, "gather-50")
-        add("gather of 50 steps <= 15 ms", g50.median if g50 else None, 15.0)
+        add("gather of 50 steps <= 15 ms", g50.median if g50 else None, 15.0,
+            shape="gather-50")
         p10 = self.get(pg, "payload-seq-10")
-        add("ten 10 KB payload steps <= 6 ms", p10.median if p10 else None, 6.0)
+        add("ten 10 KB payload steps <= 6 ms", p10.median if p10 else None, 6.0,
+            shape="payload-seq-10")
         tp = self.get(pg, "throughput-2w")
         add(">= 2,000 one-step workflows/s with 2 workers",
             tp.result.extra.get("workflows_per_s") if tp else None, 2000.0, at_least=True,
-            unit="workflows/s", fmt="{:.0f}")
+            unit="workflows/s", fmt="{:.0f}", shape="throughput-2w")
         lat = self.get(pg, "stream-latency")
-        add("stream write to live reader p50 <= 1 ms", lat.median if lat else None, 1.0)
-        add("stream write to live reader p99 <= 5 ms", lat.p99 if lat else None, 5.0)
+        add("stream write to live reader p50 <= 1 ms", lat.median if lat else None, 1.0,
+            shape="stream-latency")
+        add("stream write to live reader p99 <= 5 ms", lat.p99 if lat else None, 5.0,
+            shape="stream-latency")
         bulk = self.get(pg, "stream-1mb")
         add(">= 100 MB/s for a 1 MB stream", bulk.mb_per_s if bulk else None, 100.0,
-            at_least=True, unit="MB/s", fmt="{:.0f}")
+            at_least=True, unit="MB/s", fmt="{:.0f}", shape="stream-1mb")
         add("per-step time at 1,000 steps within 1.25x of 10 steps (marginal)",
-            self._flatness(pg), 1.25, unit="x", fmt="{:.2f}")
+            self._flatness(pg), 1.25, unit="x", fmt="{:.2f}", shape="seq-1000")
         add("<= 1.2 commits per sequential step (seq-50, marginal)",
-            self.marginal_commits_per_step(pg, 50), 1.2, unit="commits/step")
+            self.marginal_commits_per_step(pg, 50), 1.2, unit="commits/step",
+            shape="seq-50")
         slower = self._sqlite_slower()
         if slower is not None:
             out.append({"target": "SQLite as fast as Postgres on every single-process shape",
                         "limit": 0, "measured": len(slower), "met": not slower,
                         "text": "all shapes" if not slower else
-                        f"slower on {len(slower)}: {', '.join(slower)}", "by": None})
+                        f"slower on {len(slower)}: {', '.join(slower)}", "by": None,
+                        "shape": None})
         return out
 
     def marginal_per_step(self, system: str, n: int) -> float | None:
@@ -233,8 +242,30 @@ class Report:
             verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
             if t["by"]:
                 verdict += f" ({t['by']:.1f}x off)"
-            rows.append([t["target"], t["text"], verdict])
-        return _markdown(["target (Postgres)", "measured", "verdict"], rows)
+            rows.append([t["target"], t["text"], verdict, self._machine_at(t.get("shape"))])
+        return _markdown(["target (Postgres)", "measured", "verdict",
+                          "floor / CPU reference just before"], rows)
+
+    def _machine_at(self, shape: str | None) -> str:
+        """The machine's floor and CPU reference measured right before the shape."""
+        got = self.get("perdure-postgres", shape) if shape else None
+        now = got.result.extra.get("machine") if got else None
+        if not now or now.get("floor_ms") is None:
+            return ""
+        return f"{now['floor_ms']:.2f} / {now['cpu_reference_ms']:.1f} ms"
+
+    def machine_range(self) -> tuple[list[float], list[float]]:
+        """Every floor and CPU reference measured before a shape (empty before this
+        was recorded)."""
+        floors, cpus = [], []
+        for shape in self.shapes:
+            got = self.get("perdure-postgres", shape) or self.get("perdure-sqlite", shape)
+            now = got.result.extra.get("machine") if got else None
+            if now:
+                if now.get("floor_ms") is not None:
+                    floors.append(now["floor_ms"])
+                cpus.append(now["cpu_reference_ms"])
+        return floors, cpus
 
     # == outputs ==============================================================
     def header(self) -> str:
@@ -257,6 +288,12 @@ class Report:
         if cpu:
             lines.append("CPU reference (2,000 JSON round trips of a small document): "
                          + " / ".join(f"{c:.1f} ms" for c in cpu) + " (start / end)")
+        floors, refs = self.machine_range()
+        if floors or refs:
+            parts = [f"floor {min(floors):.2f} to {max(floors):.2f} ms"] if floors else []
+            parts.append(f"CPU reference {min(refs):.1f} to {max(refs):.1f} ms")
+            lines.append("measured again right before each shape (shorter versions): "
+                         + ", ".join(parts))
         load, cpus = mach.get("loadavg"), mach.get("cpus") or 1
         if load and max(load[0], (m.get("loadavg_end") or [0])[0]) > cpus:
             lines.append("WARNING: the machine was busy (load average above the CPU count): "
