@@ -64,6 +64,15 @@ def _rows(world: PostgresWorld, run_id: str) -> tuple[Any, ...]:
     )
 
 
+def _recording(world: PostgresWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions ``world`` calls from now on."""
+    called: list[str] = []
+    one = world._db.one
+    monkeypatch.setattr(world._db, "one",
+                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
+    return called
+
+
 def _new_run(world: PostgresWorld) -> str:
     run_id = uuid7()
     world.create_run("wf", "[]", run_id=run_id, created_at=T)
@@ -75,10 +84,7 @@ def test_a_chain_of_steps_writes_what_append_events_writes(
     pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fast, general = _new_run(pg_world), _new_run(pg_world)
-    called: list[str] = []
-    one = pg_world._db.one
-    monkeypatch.setattr(pg_world._db, "one",
-                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
+    called = _recording(pg_world, monkeypatch)
     held = {fast: [], general: []}  # type: dict[str, list[int]]
     batches = [(None, "s1", "w1", "step_completed"), ("s1", "s2", "w1", "step_completed"),
                ("s2", "s3", "w1", "step_completed"), ("s3", "s4", "w1", "step_failed"),
@@ -126,15 +132,6 @@ def test_a_refused_next_step_is_refused_as_append_events_refuses_it(
     assert _rows(pg_world, run_id) == before
 
 
-def _recording(world: PostgresWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the functions ``world`` calls from now on."""
-    called: list[str] = []
-    one = world._db.one
-    monkeypatch.setattr(world._db, "one",
-                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
-    return called
-
-
 def _at_last_step(world: PostgresWorld, streams: bool) -> tuple[str, int]:
     """A running run with step s1 started (its job claimed by w1), maybe a stream open."""
     run_id = _new_run(world)
@@ -173,7 +170,8 @@ def test_a_runs_last_step_writes_what_append_events_writes(
     assert heard == [f"run:{fast}", f"run:{general}"]
 
 
-@pytest.mark.parametrize("case", ["stale", "ended step", "ended run", "unknown run"])
+@pytest.mark.parametrize("case", ["stale", "ended step", "unknown step", "ended run",
+                                  "unknown run"])
 def test_a_refused_last_step_is_refused_as_append_events_refuses_it(
     pg_world: PostgresWorld, case: str,
 ) -> None:
@@ -183,7 +181,11 @@ def test_a_refused_last_step_is_refused_as_append_events_refuses_it(
     error: type[Exception] = EntityConflictError
     if case == "stale":
         expected, error = 1, StaleStateError  # no result yet: the result seq is 0
-    elif case == "ended step":
+    elif case == "ended step":  # s1 completed, s2 running on the same job (the chain's)
+        events, jobs = _batch("s1", "s2", "w1", T + 0.5)
+        pg_world.append(run_id, events, jobs=_for(run_id, jobs), ack=[job])
+        before = _rows(pg_world, run_id)
+    elif case == "unknown step":
         done = "s0"
     elif case == "ended run":
         pg_world.append(run_id, [NewEvent("run_cancelled", None, {}, T + 2)])
