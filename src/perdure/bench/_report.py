@@ -248,8 +248,7 @@ class Report:
 
     def _machine_at(self, shape: str | None) -> str:
         """The machine's floor and CPU reference measured right before the shape."""
-        got = self.get("perdure-postgres", shape) if shape else None
-        now = got.result.extra.get("machine") if got else None
+        now = _machine(self.get("perdure-postgres", shape) if shape else None)
         if not now or now.get("floor_ms") is None:
             return ""
         return f"{now['floor_ms']:.2f} / {now['cpu_reference_ms']:.1f} ms"
@@ -259,8 +258,8 @@ class Report:
         was recorded)."""
         floors, cpus = [], []
         for shape in self.shapes:
-            got = self.get("perdure-postgres", shape) or self.get("perdure-sqlite", shape)
-            now = got.result.extra.get("machine") if got else None
+            now = _machine(self.get("perdure-postgres", shape)
+                           or self.get("perdure-sqlite", shape))
             if now:
                 if now.get("floor_ms") is not None:
                     floors.append(now["floor_ms"])
@@ -393,3 +392,7 @@ def _markdown(head: list[str], rows: list[list[str]]) -> str:
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(head), sep] + [line(r) for r in rows])
 
+
+def _machine(summary: Summary | None) -> dict[str, Any] | None:
+    """The floor and CPU reference taken before the summary's shape (``run``)."""
+    return summary.result.extra.get("machine") if summary else None

@@ -26,7 +26,7 @@ WRITE_PATH = ("append_events", "append_next_step", "append_last_step", "_insert_
               "close_stream")
 
 
-def _jobs_stat(conn: psycopg.Connection[Any], counter: str, table: str = "jobs") -> int:
+def _table_stat(conn: psycopg.Connection[Any], counter: str, table: str = "jobs") -> int:
     """A counter of ``pg_stat_xact_user_tables`` for a perdure table (the jobs): what
     this session's open transaction did to the table."""
     row = conn.execute(
@@ -38,12 +38,12 @@ def _jobs_stat(conn: psycopg.Connection[Any], counter: str, table: str = "jobs")
 
 
 def _jobs_seq_scans(conn: psycopg.Connection[Any]) -> int:
-    return _jobs_stat(conn, "seq_scan")
+    return _table_stat(conn, "seq_scan")
 
 
 def _jobs_index_reads(conn: psycopg.Connection[Any]) -> int:
     """Job rows fetched through an index."""
-    return _jobs_stat(conn, "idx_tup_fetch")
+    return _table_stat(conn, "idx_tup_fetch")
 
 
 def test_an_ack_planned_on_an_empty_queue_uses_the_index_when_it_has_grown(
@@ -214,7 +214,7 @@ def test_a_batch_of_starts_planned_on_a_small_table_reads_its_runs_not_the_table
                       " FROM generate_series(1, 3000) g")
         with conn.transaction():
             made = [row[0] for row in conn.execute(batch, requests("b"))]
-            reads = _jobs_stat(conn, "idx_tup_fetch", "runs")
+            reads = _table_stat(conn, "idx_tup_fetch", "runs")
     assert made == [f"b{i}" for i in range(10)]
     assert reads <= 4 * len(made), f"{reads} run rows read to start {len(made)}"
 
@@ -237,7 +237,7 @@ def test_reading_run_ends_reads_those_runs_not_every_ended_run(
     wanted = [f"r{g}" for g in (7, 700, 2999)] + ["unknown"]
     with psycopg.connect(pg_url) as conn, conn.transaction():
         rows = conn.execute(Q["read_ends"], (wanted,)).fetchall()
-        reads = _jobs_stat(conn, "idx_tup_fetch", "runs")
+        reads = _table_stat(conn, "idx_tup_fetch", "runs")
     assert sorted((row[0], row[4]) for row in rows) == [
         ("r2999", '{"output": 2999}'), ("r7", '{"output": 7}'), ("r700", '{"output": 700}')]
     assert reads <= 4 * len(wanted), f"{reads} run rows read to find {len(wanted)}"

@@ -52,9 +52,17 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._checked = (0, 0)  # the log file after the last checkpoint
+        self._commits = 0
+
+    def committed(self) -> None:
+        """A writer committed (called under the write lock, after the commit): every
+        ``NUDGE_EVERY`` commits, look at the log."""
+        self._commits += 1
+        if self._commits % NUDGE_EVERY == 0:
+            self.nudge()
 
     def nudge(self) -> None:
-        """A writer committed: look at the log's size soon (starts the thread)."""
+        """Look at the log's size soon (starts the thread)."""
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._closed:

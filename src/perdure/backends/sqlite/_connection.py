@@ -22,7 +22,7 @@ from ...errors import EntityConflictError
 from ...world import CommittedChunk, Notifier
 from .._notify import LocalNotifier
 from .._sqlfile import load_migrations, load_queries
-from ._checkpoints import NUDGE_EVERY, SAFETY_FACTOR, Checkpointer
+from ._checkpoints import SAFETY_FACTOR, Checkpointer
 
 PACKAGE = "perdure.backends.sqlite"
 Q: dict[str, str] = load_queries(PACKAGE)
@@ -90,7 +90,6 @@ class SqliteBase:
         self._lock = threading.Lock()
         self._closed = False
         self._checkpointer = Checkpointer(self.path, WAL_CHECKPOINT_BYTES, self._write_lock)
-        self._commits = 0
 
     def _publish(self, key: str, chunks: Sequence[CommittedChunk] | None = None) -> None:
         self._local_notifier.publish(key, chunks)
@@ -159,9 +158,7 @@ class SqliteBase:
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise EntityConflictError(str(exc)) from exc
                 raise
-            self._commits += 1  # under the write lock, after the commit: never its error
-            if self._commits % NUDGE_EVERY == 0:
-                self._checkpointer.nudge()
+            self._checkpointer.committed()  # after the commit: never its error
 
     def _rows(self, name: str, params: Params) -> list[sqlite3.Row]:
         """Run a named read query outside any transaction; fetch everything so no
