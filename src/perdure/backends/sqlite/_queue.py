@@ -11,6 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ...world import Event, Job, JobKind, NewJob
 from . import _convert
@@ -21,36 +22,76 @@ from ._reads import read_events
 def insert_jobs(
     conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float
 ) -> tuple[list[int], bool]:
-    """Insert ``jobs`` in the caller's transaction. Returns their ids and whether
-    one of them is unclaimed and due now (so ``jobs`` should be woken)."""
+    """Insert ``jobs`` in the caller's transaction, in their order. Returns their ids
+    and whether one of them is unclaimed and due now (so ``jobs`` should be woken).
+
+    A run of step jobs with the same run, due time and claim (a fan-out's) is one
+    statement: one ``execute`` per job cost a 50-step fan-out's creation about 1 ms
+    of its 4 (slow phase)."""
     ids: list[int] = []
     wake = False
-    for new in jobs:
-        due_at = now if new.due_at is None else new.due_at
-        lease_expires_at = None if new.claimed_by is None else now + new.lease_seconds
-        params = {
-            "run_id": new.run_id,
-            "cid": new.correlation_id,
-            "due_at": due_at,
-            "claimed_by": new.claimed_by,
-            "lease_expires_at": lease_expires_at,
-            "now": now,
-        }
-        if new.kind == "workflow" and new.claimed_by is None:
-            name = "upsert_workflow_job"
-        elif new.kind == "workflow":
-            name = "insert_claimed_workflow_job"
-        elif new.kind == "step":
-            if new.correlation_id is None:
-                raise ValueError("a step job needs the step's correlation_id")
-            name = "upsert_step_job"
+    i = 0
+    while i < len(jobs):
+        end = _same_terms_end(jobs, i)
+        if end - i > 1:
+            rows = _upsert_step_jobs(conn, jobs[i:end], now)
         else:
-            raise ValueError(f"unknown job kind {new.kind!r}")
-        row = conn.execute(Q[name], params).fetchone()
-        ids.append(row["id"])
-        if new.claimed_by is None and row["due_at"] <= now:
-            wake = True
+            rows = [_insert_job(conn, jobs[i], now)]
+        for new, (job_id, due_at) in zip(jobs[i:end], rows, strict=True):
+            ids.append(job_id)
+            wake = wake or (new.claimed_by is None and due_at <= now)
+        i = end
     return ids, wake
+
+
+def _same_terms_end(jobs: Sequence[NewJob], i: int) -> int:
+    """The end of the run of step jobs from ``i`` that one statement can insert."""
+    first = jobs[i]
+    end = i + 1
+    if first.kind != "step" or first.correlation_id is None:
+        return end
+    terms = (first.run_id, first.due_at, first.claimed_by, first.lease_seconds)
+    while end < len(jobs) and jobs[end].kind == "step" and jobs[end].correlation_id \
+            is not None and (jobs[end].run_id, jobs[end].due_at, jobs[end].claimed_by,
+                             jobs[end].lease_seconds) == terms:
+        end += 1
+    return end
+
+
+def _job_params(new: NewJob, now: float) -> dict[str, Any]:
+    return {
+        "run_id": new.run_id,
+        "cid": new.correlation_id,
+        "due_at": now if new.due_at is None else new.due_at,
+        "claimed_by": new.claimed_by,
+        "lease_expires_at": None if new.claimed_by is None else now + new.lease_seconds,
+        "now": now,
+    }
+
+
+def _insert_job(conn: sqlite3.Connection, new: NewJob, now: float) -> tuple[int, float]:
+    if new.kind == "workflow" and new.claimed_by is None:
+        name = "upsert_workflow_job"
+    elif new.kind == "workflow":
+        name = "insert_claimed_workflow_job"
+    elif new.kind == "step":
+        if new.correlation_id is None:
+            raise ValueError("a step job needs the step's correlation_id")
+        name = "upsert_step_job"
+    else:
+        raise ValueError(f"unknown job kind {new.kind!r}")
+    row = conn.execute(Q[name], _job_params(new, now)).fetchone()
+    return row["id"], row["due_at"]
+
+
+def _upsert_step_jobs(conn: sqlite3.Connection, jobs: Sequence[NewJob],
+                      now: float) -> list[tuple[int, float]]:
+    """``upsert_step_job`` for steps of one run sharing due time and claim."""
+    params = _job_params(jobs[0], now)
+    params["cids"] = json.dumps([new.correlation_id for new in jobs])
+    rows = conn.execute(Q["upsert_step_jobs"], params).fetchall()
+    found = {row["correlation_id"]: (row["id"], row["due_at"]) for row in rows}
+    return [found[new.correlation_id] for new in jobs]
 
 
 def delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[int]) -> None:

@@ -106,6 +106,18 @@ VALUES (:run_id, :cid, :seq, :name, 'pending', 0, :ts);
 INSERT INTO steps (run_id, correlation_id, seq, name, status, attempt, created_at, started_at)
 VALUES (:run_id, :cid, :seq, :name, 'running', 1, :ts, :started_at);
 
+-- name: apply_step_created_many
+-- Steps created together (a fan-out), each started with its creation when
+-- :started_at is not null: apply_step_created(_started) for many in one statement.
+-- The times are parameters, not JSON: SQLite (3.40) does not read every double
+-- back exactly from JSON text.
+INSERT INTO steps (run_id, correlation_id, seq, name, status, attempt, created_at, started_at)
+SELECT :run_id, json_extract(s.value, '$[0]'), json_extract(s.value, '$[1]'),
+       json_extract(s.value, '$[2]'),
+       CASE WHEN :started_at IS NULL THEN 'pending' ELSE 'running' END,
+       CASE WHEN :started_at IS NULL THEN 0 ELSE 1 END, :ts, :started_at
+FROM json_each(:steps) s;
+
 -- name: apply_step_started
 UPDATE steps SET status = 'running', attempt = attempt + 1,
                  started_at = COALESCE(started_at, :ts)
@@ -212,6 +224,24 @@ DO UPDATE SET due_at = excluded.due_at,
               lease_expires_at = excluded.lease_expires_at,
               attempts = attempts + excluded.attempts
 RETURNING id, due_at;
+
+-- name: upsert_step_jobs
+-- upsert_step_job for many steps of one run that share due time and claim (a
+-- fan-out's). The times are parameters, not JSON: SQLite (3.40) does not read every
+-- double back exactly from JSON text. Rows go in the array's order; SQLite applies
+-- the conflict clause row by row, so a step named twice is updated as twice.
+INSERT INTO jobs (kind, run_id, correlation_id, due_at, claimed_by, lease_expires_at,
+                  attempts, created_at)
+SELECT 'step', :run_id, c.value, :due_at, :claimed_by, :lease_expires_at,
+       CASE WHEN :claimed_by IS NULL THEN 0 ELSE 1 END, :now
+FROM json_each(:cids) c
+WHERE true  -- parsing: ON CONFLICT after a SELECT needs a WHERE
+ON CONFLICT (run_id, correlation_id) WHERE kind = 'step'
+DO UPDATE SET due_at = excluded.due_at,
+              claimed_by = excluded.claimed_by,
+              lease_expires_at = excluded.lease_expires_at,
+              attempts = attempts + excluded.attempts
+RETURNING correlation_id, id, due_at;
 
 -- name: claim_jobs
 -- Due jobs, unclaimed or with an expired lease, oldest due first. A workflow job
