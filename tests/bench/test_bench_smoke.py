@@ -134,14 +134,16 @@ def test_calls_times_the_hot_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_instructions_batch_starts_claims_and_steps_its_runs(pg_url: str) -> None:
+@pytest.mark.parametrize("whole", [False, True], ids=["batch", "batch-whole"])
+def test_instructions_batch_starts_claims_and_steps_its_runs(pg_url: str, whole: bool) -> None:
     """``_instructions batch``: each iteration starts ten runs together, claims them
-    together and gives each its first step together."""
+    together and gives each its first step together; ``batch-whole`` its whole
+    life instead (the step and the run completed, the run's job acked)."""
     from perdure.bench._instructions import BATCH, _batches
 
     with PostgresWorld(pg_url, listen=False) as world:
         world.migrate()
-    _batches(pg_url, 2)
+    _batches(pg_url, 2, whole)
     with psycopg.connect(pg_url) as conn:
         runs = conn.execute("SELECT status, last_seq, count(*) FROM perdure.runs"
                             " GROUP BY status, last_seq").fetchall()
@@ -149,6 +151,10 @@ def test_instructions_batch_starts_claims_and_steps_its_runs(pg_url: str) -> Non
                              " GROUP BY status").fetchall()
         jobs = conn.execute("SELECT kind, claimed_by, count(*) FROM perdure.jobs"
                             " GROUP BY kind, claimed_by").fetchall()
+    if whole:
+        assert (runs, steps, jobs) == ([("completed", 6, 2 * BATCH)],
+                                       [("completed", 2 * BATCH)], [])
+        return
     assert runs == [("running", 4, 2 * BATCH)]
     assert steps == [("running", 2 * BATCH)]
     assert jobs == [("step", "bench", 2 * BATCH)]

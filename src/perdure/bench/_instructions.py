@@ -26,7 +26,9 @@ of times slower, and how the runs batch (starts, claims, appends) follows the
 timing (one code measured 1,388 and 2,104 k per run back to back). ``batch``
 measures the batch paths in one thread instead: ten runs started together
 (``create_runs``), claimed together, and given their first step together
-(``append_many``), per run; the same code gives the same count.
+(``append_many``), per run; the same code gives the same count. ``batch-whole``
+appends each of the ten as a whole one-step run instead (started, its step
+created, started and completed, the run completed: a throughput worker's batch).
 
 The database is dropped and made anew (and migrated by the engine) first.
 ``--sql FILE`` is applied after the migrations: a variant of a function to
@@ -51,7 +53,8 @@ from ._catalog import SHAPES, Shape
 from ._measure import CommitCounter, database_name, fresh_database, with_database
 
 SETTLE = 2.0  # seconds for exiting backends to write their counts
-BATCH = 10  # runs per iteration of ``batch``
+BATCH = 10  # runs per iteration of ``batch`` and ``batch-whole``
+BATCHES = ("batch", "batch-whole")
 
 
 def backend_instructions(cg_dir: str, since: float) -> int:
@@ -86,32 +89,38 @@ def _workers(url: str, shape: Shape, runs: int) -> None:
         _throughput._batch(client, runs)
 
 
-def _batches(url: str, n: int) -> None:
+def _batches(url: str, n: int, whole: bool) -> None:
     """``n`` batches of ``BATCH`` runs: started, claimed, then each given its first
-    step (claimed by this worker), as a busy client and worker batch them."""
+    step (claimed by this worker) or, ``whole``, its whole life, as a busy client
+    and worker batch them."""
     with PostgresWorld(url, listen=False) as world:
         for _ in range(n):
             world.create_runs([CreateRequest("bench_one", "[0]", uuid7())
                                for _ in range(BATCH)])
             jobs = world.claim("bench", limit=BATCH, lease_seconds=30)
-            world.append_many(sorted((_first_step(job) for job in jobs),
+            world.append_many(sorted((_first_step(job, whole) for job in jobs),
                                      key=lambda request: request.run_id))
 
 
-def _first_step(job: Job) -> AppendRequest:
+def _first_step(job: Job, whole: bool) -> AppendRequest:
     events = [NewEvent("run_started", None, {"seed": 1}),
               NewEvent("step_created", "s1", {"name": "bench_step", "args": [0]}),
               NewEvent("step_started", "s1", {"attempt": 1})]
+    if whole:
+        events += [NewEvent("step_completed", "s1", {"output": 0}),
+                   NewEvent("run_completed", None, {"output": 0})]
+        return AppendRequest(job.run_id, events, ack=[job.id], consumed=True,
+                             close_streams=True)
     return AppendRequest(job.run_id, events, ack=[job.id],
                          jobs=[NewJob("step", job.run_id, "s1", claimed_by="bench")])
 
 
-def counted(url: str, shape: Shape | None, n: int, cg_dir: str) -> int:
+def counted(url: str, shape: Shape | str, n: int, cg_dir: str) -> int:
     """Server instructions of one engine's life doing ``n`` iterations (runs);
-    ``shape`` None: ``n`` batches."""
+    ``shape`` "batch" or "batch-whole": ``n`` batches."""
     since = time.time()
-    if shape is None:
-        _batches(url, n)
+    if isinstance(shape, str):
+        _batches(url, n, whole=shape == "batch-whole")
     elif shape.kind == "throughput":
         _workers(url, shape, n)
     else:
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sql", type=Path, default=None)
     args = parser.parse_args(argv)
     shape = next((s for s in SHAPES if s.name == args.shape), None)
-    if args.shape != "batch" and (
+    if args.shape not in BATCHES and (
             shape is None or (shape.kind != "throughput" and shape.kind not in _shapes.DRIVERS)):
         parser.error(f"unknown shape {args.shape!r}")
     many = shape is not None and shape.kind == "throughput"
@@ -149,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.sql is not None:
         subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(args.sql)],
                        check=True, stdout=subprocess.DEVNULL)
-    counted(url, shape, 1, args.cg_dir)  # warm the server's files and caches
-    a = counted(url, shape, first, args.cg_dir)
-    b = counted(url, shape, second, args.cg_dir)
+    what = shape if shape is not None else args.shape
+    counted(url, what, 1, args.cg_dir)  # warm the server's files and caches
+    a = counted(url, what, first, args.cg_dir)
+    b = counted(url, what, second, args.cg_dir)
     if shape is None:
         unit, per_iteration = "run", BATCH
     else:

@@ -1,8 +1,8 @@
-"""perdure.append_next_step (migration 0018) and perdure.append_last_step (0023)
-write what append_events writes.
+"""perdure.append_next_step (migration 0018), perdure.append_last_step (0023) and
+perdure.append_one_step_run (0024) write what append_events writes.
 
-The sequential step's append, and the append that ends a run with its last step,
-have functions of their own, with scalar arguments. These tests run the same
+The sequential step's append, the append that ends a run with its last step, and
+the append of a whole one-step run have functions of their own. These tests run the same
 batches on two runs, one through ``World.append`` (which picks the function for
 that shape of batch) and one through ``append_events``, and compare every row the
 appends wrote; then they check that each refusal is the general path's.
@@ -16,8 +16,13 @@ import psycopg
 import pytest
 
 from perdure.backends.postgres import PostgresWorld
-from perdure.backends.postgres._db import Retry
-from perdure.backends.postgres._eventlog import append_params, last_step_params
+from perdure.backends.postgres._db import Q, Retry
+from perdure.backends.postgres._eventlog import (
+    append_many_params,
+    append_params,
+    last_step_params,
+    one_step_run_params,
+)
 from perdure.errors import EntityConflictError, RunNotFoundError, StaleStateError
 from perdure.world import AppendRequest, NewEvent, NewJob, uuid7
 
@@ -54,7 +59,8 @@ def _rows(world: PostgresWorld, run_id: str) -> tuple[Any, ...]:
     assert run is not None
     jobs = world.list_jobs(run_id=run_id)
     return (
-        (run.status, run.last_seq, run.result_seq, run.consumed_seq, run.completed_at),
+        (run.status, run.last_seq, run.result_seq, run.consumed_seq, run.started_at,
+         run.completed_at),
         [(e.seq, e.event_type, e.correlation_id, e.data, e.created_at)
          for e in world.list_events(run_id)],
         [(s.correlation_id, s.name, s.status, s.attempt, s.created_at, s.started_at,
@@ -227,4 +233,138 @@ def test_append_last_step_called_with_other_events_is_refused_as_append_events_r
     params[7] = "run_started"  # the run's end, as a run that is running cannot take
     with pytest.raises(EntityConflictError):
         pg_world._db.one("append_last_step", params, retry=Retry.NEVER)
+    assert _rows(pg_world, run_id) == before
+
+
+# -- a whole one-step run in one append (0024) ---------------------------------------
+
+
+def _claimed_new_run(world: PostgresWorld, held_back: bool = False) -> tuple[str, int]:
+    """A pending run whose job w1 has claimed; ``held_back``: with a second workflow
+    job waiting behind that claim (a wake-up that arrived meanwhile)."""
+    run_id = uuid7()
+    world.create_run("wf", "[]", run_id=run_id, created_at=T)
+    [job] = world.claim("w1", limit=1, lease_seconds=30)
+    assert job.run_id == run_id
+    if held_back:
+        world.enqueue([NewJob("workflow", run_id)])
+    return run_id, job.id
+
+
+def _whole(kind: str = "step_completed", cid: str = "s1",
+           started: str | None = None) -> list[NewEvent]:
+    end = "run_completed" if kind == "step_completed" else "run_failed"
+    return [NewEvent("run_started", None, {"seed": 1}, T),
+            NewEvent("step_created", "s1", {"name": "noop", "args": [1]}, T + 0.1),
+            NewEvent("step_started", started or "s1", {"attempt": 1}, T + 0.2),
+            NewEvent(kind, cid, {"output": 1}, T + 0.3),
+            NewEvent(end, None, {"result": 1}, T + 0.4)]
+
+
+def _many_counting(pg_url: str, requests: list[AppendRequest]) -> int:
+    """``append_many`` called on a connection of its own that counts function
+    calls: how many times it called append_one_step_run."""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SET track_functions = 'all'")
+        conn.execute(Q["append_many"], append_many_params(requests)).fetchall()
+        row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+                           " WHERE funcname = 'append_one_step_run'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("kind", ["step_completed", "step_failed"])
+@pytest.mark.parametrize("held_back", [False, True], ids=["alone", "a job held back"])
+def test_a_whole_run_writes_what_append_events_writes(
+    pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch, kind: str, held_back: bool,
+) -> None:
+    """One run through World.append, one through append_many, one through
+    append_events: the same rows, and the same notifications (the run's end; and
+    ``jobs`` when the ack frees a workflow job held back behind it)."""
+    (fast, fast_job), (many, many_job), (general, general_job) = (
+        _claimed_new_run(pg_world, held_back) for _ in range(3))
+    pg_world.write_chunks(fast, "progress", [(0, b"half")])
+    pg_world.write_chunks(many, "progress", [(0, b"half")])
+    pg_world.write_chunks(general, "progress", [(0, b"half")])
+    admin.execute("LISTEN perdure_runs")
+    admin.execute("LISTEN perdure")
+    called = _recording(pg_world, monkeypatch)
+    closed = pg_world.append(fast, _whole(kind), ack=[fast_job], expected_seq=1,
+                             consumed=True, close_streams=True)
+    assert called == ["append_one_step_run"]
+    assert closed.job_ids == [] and closed.last_seq == 6
+    assert _many_counting(pg_url, [AppendRequest(many, _whole(kind), 1, None, [], [many_job],
+                                                 True, True)]) == 1
+    _general(pg_world, general, _whole(kind), [], [general_job], close_streams=True)
+    assert _rows(pg_world, fast) == _rows(pg_world, many) == _rows(pg_world, general)
+    assert [i.closed for i in pg_world.list_streams(fast)] == [True]
+    runs = (fast, many, general)
+    heard = [(n.channel, n.payload)
+             for n in admin.notifies(timeout=5, stop_after=9 if held_back else 6)]
+    assert [h for h in heard if h[0] == "perdure_runs"] == [
+        ("perdure_runs", f"run:{r}") for r in runs]
+    assert [h for h in heard if h[1].startswith("stream:")] == [
+        ("perdure", f"stream:{r}:progress") for r in runs]
+    assert heard.count(("perdure", "jobs")) == (3 if held_back else 0)
+
+
+def test_append_many_sends_only_whole_runs_to_their_function(
+    pg_world: PostgresWorld, pg_url: str,
+) -> None:
+    """Of a batch mixing a whole run, a run's first step and another whole run,
+    the whole runs go to append_one_step_run and the answers keep their order."""
+    (a, a_job), (b, b_job), (c, c_job) = (_claimed_new_run(pg_world) for _ in range(3))
+    first_step = _whole()[:3]
+    requests = [AppendRequest(a, _whole(), ack=[a_job], close_streams=True),
+                AppendRequest(b, first_step, ack=[b_job],
+                              jobs=[NewJob("step", b, "s1", claimed_by="w1")]),
+                AppendRequest(c, _whole("step_failed"), ack=[c_job], close_streams=True)]
+    assert _many_counting(pg_url, requests) == 2
+    assert [pg_world.get_run(r).status for r in (a, b, c)] == [  # type: ignore[union-attr]
+        "completed", "running", "failed"]
+
+
+@pytest.mark.parametrize("case", ["stale", "running run", "ended run", "unknown run",
+                                  "another run's job", "another step started",
+                                  "another step ended"])
+def test_a_refused_whole_run_is_refused_as_append_events_refuses_it(
+    pg_world: PostgresWorld, case: str,
+) -> None:
+    """Each check that fails hands the batch to append_events: what it refuses is
+    refused, with nothing written; what it takes (another run's job acked) it
+    writes as it always did."""
+    run_id, job = _claimed_new_run(pg_world)
+    events, expected, target = _whole(), None, run_id
+    error: type[Exception] | None = EntityConflictError
+    if case == "stale":
+        expected, error = 0, StaleStateError  # the run is at seq 1
+    elif case == "running run":
+        pg_world.append(run_id, [NewEvent("run_started", None, {}, T)])
+    elif case == "ended run":
+        pg_world.append(run_id, [NewEvent("run_cancelled", None, {}, T)])
+    elif case == "unknown run":
+        target, error = uuid7(), RunNotFoundError
+    elif case == "another run's job":
+        job, error = _claimed_new_run(pg_world)[1], None
+    elif case == "another step started":
+        events = _whole(started="s2")
+    else:
+        events = _whole(cid="s2")
+    before = _rows(pg_world, run_id)
+    params = one_step_run_params(AppendRequest(target, events, expected, None, [], [job],
+                                               True, True))
+    if case.startswith("another step"):
+        assert params is None  # World.append sends it to append_events; SQL callers:
+        params = one_step_run_params(AppendRequest(target, _whole(), expected, None, [],
+                                                   [job], True, True))
+        assert params is not None
+        params[4] = [e.correlation_id for e in events]
+    if error is None:
+        pg_world._db.one("append_one_step_run", params, retry=Retry.NEVER)
+        assert pg_world.get_run(run_id).status == "completed"  # type: ignore[union-attr]
+        assert job not in [j.id for j in pg_world.list_jobs()]
+        return
+    with pytest.raises(error):
+        pg_world._db.one("append_one_step_run", params, retry=Retry.NEVER)
     assert _rows(pg_world, run_id) == before

@@ -20,10 +20,10 @@ from perdure.backends.postgres._db import Q
 
 pytestmark = pytest.mark.postgres
 
-WRITE_PATH = ("append_events", "append_next_step", "append_last_step", "_insert_jobs",
-              "_wake_held_back", "_ack", "_stream_append", "_close_streams", "_create_run",
-              "create_run", "create_runs", "claim_jobs", "release_jobs", "write_chunks",
-              "close_stream")
+WRITE_PATH = ("append_events", "append_next_step", "append_last_step", "append_one_step_run",
+              "append_many", "_insert_jobs", "_wake_held_back", "_ack", "_stream_append",
+              "_close_streams", "_create_run", "create_run", "create_runs", "claim_jobs",
+              "release_jobs", "write_chunks", "close_stream")
 
 
 def _table_stat(conn: psycopg.Connection[Any], counter: str, table: str = "jobs") -> int:

@@ -98,16 +98,42 @@ def last_step_params(r: AppendRequest) -> Params | None:
     ]
 
 
+ONE_STEP_RUN = ("run_started", "step_created", "step_started")
+
+
+def one_step_run_params(r: AppendRequest) -> Params | None:
+    """The arguments of ``perdure.append_one_step_run`` when the batch is a whole
+    run: started, one step created, started and ended, the run ended, its job
+    acked, nothing enqueued; None for any other batch."""
+    events = r.events
+    if r.jobs or len(events) != 5 or len(r.ack) != 1:
+        return None
+    if (tuple(e.event_type for e in events[:3]) != ONE_STEP_RUN
+            or events[3].event_type not in ("step_completed", "step_failed")
+            or events[4].event_type not in ("run_completed", "run_failed")
+            or events[1].correlation_id is None
+            or not events[1].correlation_id == events[2].correlation_id
+            == events[3].correlation_id):  # the step the batch creates, starts and ends
+        return None
+    types, cids, datas, times = event_arrays(events)[:4]
+    name = str(_field(events[1].data, "name", "step_created"))
+    return [r.run_id, r.expected_seq, r.expected_result_seq, types, cids, datas, times,
+            name, r.ack[0], r.consumed, r.close_streams]
+
+
 def append_call(r: AppendRequest) -> tuple[str, Params]:
-    """The function an append calls: one of its own for the two commonest batches
-    (a sequential step's end and successor, a run's last step and end), else the
-    general one."""
+    """The function an append calls: one of its own for the three commonest
+    batches (a sequential step's end and successor, a run's last step and end, a
+    whole one-step run), else the general one."""
     params = next_step_params(r)
     if params is not None:
         return "append_next_step", params
     params = last_step_params(r)
     if params is not None:
         return "append_last_step", params
+    params = one_step_run_params(r)
+    if params is not None:
+        return "append_one_step_run", params
     return "append_events", append_params(r)
 
 

@@ -70,6 +70,11 @@ SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_last_st
     %s, %s::integer, %s::integer, %s, %s, %s, %s::float8, %s, %s, %s::float8, %s::bigint,
     %s, %s);
 
+-- name: append_one_step_run
+SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_one_step_run(
+    %s, %s::integer, %s::integer, %s::text[], %s::text[], %b::text[], %s::float8[], %s,
+    %s::bigint, %s, %s);
+
 -- name: append_events
 SELECT last_seq, written_at, job_ids, closed_streams FROM perdure.append_events(
     %s, %s::text[], %s::text[], %b::text[], %s::float8[],
