@@ -98,11 +98,12 @@ def _batches(url: str, n: int, whole: bool) -> None:
             world.create_runs([CreateRequest("bench_one", "[0]", uuid7())
                                for _ in range(BATCH)])
             jobs = world.claim("bench", limit=BATCH, lease_seconds=30)
-            world.append_many(sorted((_first_step(job, whole) for job in jobs),
+            world.append_many(sorted((_request(job, whole) for job in jobs),
                                      key=lambda request: request.run_id))
 
 
-def _first_step(job: Job, whole: bool) -> AppendRequest:
+def _request(job: Job, whole: bool) -> AppendRequest:
+    """A claimed run's first step, or (``whole``) its whole life."""
     events = [NewEvent("run_started", None, {"seed": 1}),
               NewEvent("step_created", "s1", {"name": "bench_step", "args": [0]}),
               NewEvent("step_started", "s1", {"attempt": 1})]

@@ -98,9 +98,6 @@ def last_step_params(r: AppendRequest) -> Params | None:
     ]
 
 
-ONE_STEP_RUN = ("run_started", "step_created", "step_started")
-
-
 def one_step_run_params(r: AppendRequest) -> Params | None:
     """The arguments of ``perdure.append_one_step_run`` when the batch is a whole
     run: started, one step created, started and ended, the run ended, its job
@@ -108,12 +105,12 @@ def one_step_run_params(r: AppendRequest) -> Params | None:
     events = r.events
     if r.jobs or len(events) != 5 or len(r.ack) != 1:
         return None
-    if (tuple(e.event_type for e in events[:3]) != ONE_STEP_RUN
+    cid = events[1].correlation_id  # the step the batch creates, starts and ends
+    if ([e.event_type for e in events[:3]] != ["run_started", "step_created", "step_started"]
             or events[3].event_type not in ("step_completed", "step_failed")
             or events[4].event_type not in ("run_completed", "run_failed")
-            or events[1].correlation_id is None
-            or not events[1].correlation_id == events[2].correlation_id
-            == events[3].correlation_id):  # the step the batch creates, starts and ends
+            or cid is None or events[2].correlation_id != cid
+            or events[3].correlation_id != cid):
         return None
     types, cids, datas, times = event_arrays(events)[:4]
     name = str(_field(events[1].data, "name", "step_created"))

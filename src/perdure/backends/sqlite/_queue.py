@@ -46,16 +46,18 @@ def insert_jobs(
 
 def _same_terms_end(jobs: Sequence[NewJob], i: int) -> int:
     """The end of the run of step jobs from ``i`` that one statement can insert."""
-    first = jobs[i]
+    terms = _shared_terms(jobs[i])
     end = i + 1
-    if first.kind != "step" or first.correlation_id is None:
-        return end
-    terms = (first.run_id, first.due_at, first.claimed_by, first.lease_seconds)
-    while end < len(jobs) and jobs[end].kind == "step" and jobs[end].correlation_id \
-            is not None and (jobs[end].run_id, jobs[end].due_at, jobs[end].claimed_by,
-                             jobs[end].lease_seconds) == terms:
+    while terms is not None and end < len(jobs) and _shared_terms(jobs[end]) == terms:
         end += 1
     return end
+
+
+def _shared_terms(job: NewJob) -> tuple[Any, ...] | None:
+    """What the step jobs of one statement share; None for a job that goes alone."""
+    if job.kind != "step" or job.correlation_id is None:
+        return None
+    return (job.run_id, job.due_at, job.claimed_by, job.lease_seconds)
 
 
 def _job_params(new: NewJob, now: float) -> dict[str, Any]:
