@@ -217,38 +217,34 @@ def _apply_all(conn: sqlite3.Connection, run_id: str, events: Sequence[NewEvent]
     ``execute`` per step row and per job, creating 50 steps took 4.3 ms, 2.5 ms so."""
     i = 0
     while i < len(events):
-        created, started, end = _creations(events, written, i, now)
-        if len(created) > 1:
-            _create_steps(conn, run_id, [written[k] for k in created], started, status)
+        end, started = _creations(events, written, i, now)
+        stride = 1 if started is None else 2  # a step_started applied with its step_created
+        if end - i > stride:  # more than one step
+            _create_steps(conn, run_id, written[i:end:stride], started, status)
             i = end
             continue
-        started = _started_with(events, i, now)
         status = _apply(conn, run_id, events[i], written[i].seq, written[i].created_at,
                         status, started)
-        i += 1 if started is None else 2  # a step_started applied with its step_created
+        i += stride
 
 
 def _creations(events: Sequence[NewEvent], written: Sequence[Event], i: int,
-               now: float) -> tuple[list[int], float | None, int]:
-    """The step creations from ``i`` one statement can apply: consecutive
-    ``step_created`` events with one creation time, each followed by its
-    ``step_started`` at one start time, or none of them. Returns their indexes,
-    that start time and where the run of them ends."""
-    if events[i].event_type != "step_created":
-        return [], None, i
+               now: float) -> tuple[int, float | None]:
+    """Where the step creations from ``i`` that one statement can apply end, and
+    their start time: consecutive ``step_created`` events with one creation time,
+    each followed by its ``step_started`` at one start time, or none of them. The
+    start time is ``_started_with``'s for the event at ``i`` whatever it is."""
     started = _started_with(events, i, now)
-    found: list[int] = []
     k = i
     while k < len(events) and events[k].event_type == "step_created" \
             and events[k].correlation_id is not None \
             and written[k].created_at == written[i].created_at \
             and _started_with(events, k, now) == started:
-        found.append(k)
         k += 1 if started is None else 2
-    return found, started, k
+    return max(k, i + 1), started  # i + 1: the event at i goes alone
 
 
-def _create_steps(conn: sqlite3.Connection, run_id: str, created: list[Event],
+def _create_steps(conn: sqlite3.Connection, run_id: str, created: Sequence[Event],
                   started_at: float | None, status: str) -> None:
     if status in RUN_TERMINAL:
         raise EntityConflictError(f"step_created: run {run_id} has ended ({status})")
