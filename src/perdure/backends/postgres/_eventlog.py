@@ -134,6 +134,27 @@ def append_call(r: AppendRequest) -> tuple[str, Params]:
     return "append_events", append_params(r)
 
 
+def first_step_params(run_id: str, events: Sequence[NewEvent], jobs: Sequence[NewJob],
+                      close_streams: bool) -> Params | None:
+    """The arguments of ``perdure.create_run_first_step`` after the run's own five
+    when a local start's batch is the run started with its first step, created
+    and started by the starting worker (the commonest start); None for any other."""
+    if close_streams or len(events) != 3 or len(jobs) != 1:
+        return None
+    begun, created, started = events
+    job = jobs[0]
+    cid = created.correlation_id
+    if (begun.event_type != "run_started" or created.event_type != "step_created"
+            or started.event_type != "step_started" or cid is None
+            or started.correlation_id != cid or job.kind != "step" or job.run_id != run_id
+            or job.correlation_id != cid or job.claimed_by is None or job.due_at is not None):
+        return None
+    name = str(_field(created.data, "name", "step_created"))
+    return [data_text(begun.data), begun.created_at, cid, name, data_text(created.data),
+            created.created_at, data_text(started.data), started.created_at,
+            job.claimed_by, float(job.lease_seconds)]
+
+
 def append_many_params(requests: Sequence[AppendRequest]) -> Params:
     """The arguments of ``perdure.append_many``: per-request values one element
     each, the events, jobs and acks of all requests concatenated, with their counts."""
@@ -296,9 +317,14 @@ class EventLog(PostgresBase):
         close_streams: bool = False,
         idempotency_key: str | None = None,
     ) -> tuple[RunRecord, AppendResult | None]:
-        params = (workflow_name, input_json, run_id, idempotency_key, created_at,
-                  *event_arrays(events), *job_arrays(jobs), close_streams)
-        row = self._db.one("create_run_started", params, retry=Retry.IF_NOT_RUN)
+        run = (workflow_name, input_json, run_id, idempotency_key, created_at)
+        first = first_step_params(run_id, events, jobs, close_streams)
+        if first is not None:
+            row = self._db.one("create_run_first_step", (*run, *first), retry=Retry.IF_NOT_RUN)
+        else:
+            row = self._db.one("create_run_started",
+                               (*run, *event_arrays(events), *job_arrays(jobs), close_streams),
+                               retry=Retry.IF_NOT_RUN)
         assert row is not None
         record = _convert.run(row[5:])
         if not row[0]:

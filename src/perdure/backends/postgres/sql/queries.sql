@@ -56,6 +56,11 @@ SELECT * FROM perdure.create_run_started(
     %s::text[], %s::text[], %s::boolean[], %s::float8[], %s::float8[],
     %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s);
 
+-- name: create_run_first_step
+SELECT * FROM perdure.create_run_first_step(
+    %s, %s, %s, %s, %s, %s, %s::float8, %s, %s, %s, %s::float8, %s, %s::float8, %s,
+    %s::float8);
+
 -- name: create_run_statement
 -- For a caller's own connection and transaction (engine.start(connection=...)).
 SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
