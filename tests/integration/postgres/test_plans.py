@@ -21,7 +21,7 @@ from perdure.backends.postgres._db import Q
 pytestmark = pytest.mark.postgres
 
 WRITE_PATH = ("append_events", "append_next_step", "append_last_step", "append_one_step_run",
-              "create_run_started", "create_run_first_step",
+              "create_run_started", "create_run_first_step", "create_run_ended",
               "append_many", "_insert_jobs", "_wake_held_back", "_ack", "_stream_append",
               "_close_streams", "_create_run", "create_run", "create_runs", "claim_jobs",
               "release_jobs", "write_chunks", "close_stream")

@@ -155,6 +155,34 @@ def first_step_params(run_id: str, events: Sequence[NewEvent], jobs: Sequence[Ne
             job.claimed_by, float(job.lease_seconds)]
 
 
+def ended_start_params(events: Sequence[NewEvent], jobs: Sequence[NewJob]) -> Params | None:
+    """The arguments of ``perdure.create_run_ended`` after the run's own five when a
+    local start's batch starts and ends the run (nothing enqueued); None for any
+    other."""
+    if jobs or len(events) != 2:
+        return None
+    begun, end = events
+    if (begun.event_type != "run_started" or end.event_type not in ("run_completed", "run_failed")
+            or begun.correlation_id is not None or end.correlation_id is not None):
+        return None
+    return [data_text(begun.data), begun.created_at, end.event_type, data_text(end.data),
+            end.created_at]
+
+
+def start_call(run_id: str, events: Sequence[NewEvent], jobs: Sequence[NewJob],
+               close_streams: bool) -> tuple[str, Params]:
+    """The function a local start calls after the run's own arguments: one of its own
+    for the two commonest first activations (the first step, the whole run), else
+    ``create_run_started``."""
+    params = first_step_params(run_id, events, jobs, close_streams)
+    if params is not None:
+        return "create_run_first_step", params
+    params = ended_start_params(events, jobs)
+    if params is not None:
+        return "create_run_ended", params
+    return "create_run_started", [*event_arrays(events), *job_arrays(jobs), close_streams]
+
+
 def append_many_params(requests: Sequence[AppendRequest]) -> Params:
     """The arguments of ``perdure.append_many``: per-request values one element
     each, the events, jobs and acks of all requests concatenated, with their counts."""
@@ -318,13 +346,8 @@ class EventLog(PostgresBase):
         idempotency_key: str | None = None,
     ) -> tuple[RunRecord, AppendResult | None]:
         run = (workflow_name, input_json, run_id, idempotency_key, created_at)
-        first = first_step_params(run_id, events, jobs, close_streams)
-        if first is not None:
-            row = self._db.one("create_run_first_step", (*run, *first), retry=Retry.IF_NOT_RUN)
-        else:
-            row = self._db.one("create_run_started",
-                               (*run, *event_arrays(events), *job_arrays(jobs), close_streams),
-                               retry=Retry.IF_NOT_RUN)
+        query, batch = start_call(run_id, events, jobs, close_streams)
+        row = self._db.one(query, (*run, *batch), retry=Retry.IF_NOT_RUN)
         assert row is not None
         record = _convert.run(row[5:])
         if not row[0]:

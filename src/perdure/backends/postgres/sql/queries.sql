@@ -61,6 +61,10 @@ SELECT * FROM perdure.create_run_first_step(
     %s, %s, %s, %s, %s, %s, %s::float8, %s, %s, %s, %s::float8, %s, %s::float8, %s,
     %s::float8);
 
+-- name: create_run_ended
+SELECT * FROM perdure.create_run_ended(
+    %s, %s, %s, %s, %s, %s, %s::float8, %s, %s, %s::float8);
+
 -- name: create_run_statement
 -- For a caller's own connection and transaction (engine.start(connection=...)).
 SELECT run_id FROM perdure._create_run(%s, %s, %s, %s, NULL);
