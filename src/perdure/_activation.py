@@ -102,8 +102,6 @@ class _Pending:
     event: NewEvent
     job_id: int
     start: NewEvent | None = None  # its step_started, when not committed yet (a short step)
-    done: threading.Event | None = None  # made when it queues: the committer's own never waits
-    lead: bool = False  # woken to take over as the run's committer
 
 
 class Advancer:
@@ -288,27 +286,27 @@ class Advancer:
         Group commit with a leader: the first outcome of a run to arrive makes its
         thread the run's committer, which takes every outcome waiting in the run's
         inbox, commits them together, and goes on while more arrive. The other
-        threads only wait for *their* outcome's commit and are free again at once,
-        so they run the next steps of a fan-out while the leader commits (waiting
-        for the run's lock instead would let just one new step run per commit).
+        threads leave their outcome in the inbox and are free at once: they run the
+        next steps of a fan-out while the leader commits. Waiting for their commit
+        instead kept a fan-out's threads blocked one commit at a time (``gather-100``
+        took twice as long: docs/architecture.md). Their jobs are acked by the
+        leader's commit; until then their leases hold them.
         Returns the steps the leader's commits claimed for this worker.
         """
         item = _Pending(outcome, job_id, start)
         with self._inbox_guard:
             self._inbox.setdefault(run_id, []).append(item)
-            lead = run_id not in self._leaders
-            if lead:
-                self._leaders.add(run_id)
-            else:
-                item.done = threading.Event()
-        if not lead:
-            assert item.done is not None
-            item.done.wait()
-            if not item.lead:
+            if run_id in self._leaders:
                 return []
+            self._leaders.add(run_id)
         return self._lead(run_id)
 
     def _lead(self, run_id: str) -> list[LocalStep]:
+        """Commit the run's inbox until it is empty. A commit that fails (a dropped
+        connection: it may or may not have happened) is logged and its outcomes left
+        to their jobs' leases, as a lone outcome's would be; the outcomes that
+        arrived meanwhile are committed next, by this thread, since their own
+        threads have moved on."""
         local: list[LocalStep] = []
         try:
             while True:
@@ -319,19 +317,12 @@ class Advancer:
                         return local
                 try:
                     local += self._commit_outcomes(run_id, items)
-                finally:
-                    for i in items:
-                        if i.done is not None:
-                            i.done.set()
+                except Exception:  # noqa: BLE001 - the leases sort these out
+                    logger.exception("run %s: %d step outcomes failed to record", run_id,
+                                     len(items))
         except BaseException:
-            with self._inbox_guard:  # hand the outcomes that arrived meanwhile on
-                waiting = self._inbox.get(run_id)
-                if waiting:  # queued behind this leader: it has its Event
-                    waiting[0].lead = True
-                    assert waiting[0].done is not None
-                    waiting[0].done.set()
-                else:
-                    self._leaders.discard(run_id)
+            with self._inbox_guard:  # whoever adds an outcome next leads
+                self._leaders.discard(run_id)
             raise
 
     def _commit_outcomes(self, run_id: str, items: list[_Pending]) -> list[LocalStep]:
