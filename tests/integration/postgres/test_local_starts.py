@@ -44,15 +44,6 @@ def _batch(run_id: str, kind: str = "first step",
     return events, [NewJob("step", run_id, "s1", claimed_by=worker, lease_seconds=45)]
 
 
-def _recording(world: PostgresWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the queries ``world`` runs from now on."""
-    called: list[str] = []
-    one = world._db.one
-    monkeypatch.setattr(world._db, "one",
-                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
-    return called
-
-
 def _general(world: PostgresWorld, run_id: str, key: str | None, events: list[NewEvent],
              jobs: list[NewJob]) -> tuple[Any, ...]:
     """The batch through the SQL function ``create_run_started`` itself, its streams
@@ -111,18 +102,18 @@ def _answer(record: RunRecord) -> tuple[Any, ...]:
 @pytest.mark.parametrize("kind", list(FUNCTIONS))
 @pytest.mark.parametrize("key", [None, "key"], ids=["no key", "a key"])
 def test_a_local_start_writes_what_create_run_started_writes(
-    pg_world: PostgresWorld, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch,
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any], queries: list[str],
     key: str | None, kind: str,
 ) -> None:
     fast, general = uuid7(), uuid7()
     admin.execute("LISTEN perdure_runs")
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     events, jobs = _batch(fast, kind)
     ends = not jobs
     record, appended = pg_world.create_run_started(
         "wf", INPUT, run_id=fast, created_at=T, events=events, jobs=jobs, close_streams=ends,
         idempotency_key=key and f"{key}-fast")
-    assert called == [FUNCTIONS[kind]]
+    assert queries == [FUNCTIONS[kind]]
     events, jobs = _batch(general, kind)
     row = _general(pg_world, general, key and f"{key}-general", events, jobs)
     assert _rows(pg_world, admin, fast) == _rows(pg_world, admin, general)
@@ -144,7 +135,7 @@ def test_a_local_start_writes_what_create_run_started_writes(
 
 @pytest.mark.parametrize("kind", list(FUNCTIONS))
 def test_a_used_key_answers_with_its_run_and_writes_nothing(
-    pg_world: PostgresWorld, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch,
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any], queries: list[str],
     kind: str,
 ) -> None:
     first, second = uuid7(), uuid7()
@@ -153,12 +144,12 @@ def test_a_used_key_answers_with_its_run_and_writes_nothing(
                                 jobs=jobs, idempotency_key="once")
     before = _rows(pg_world, admin, first)
     admin.execute("LISTEN perdure_runs")
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     events, jobs = _batch(second, kind, worker="w2")
     record, appended = pg_world.create_run_started(
         "wf", INPUT, run_id=second, created_at=T + 5, events=events, jobs=jobs,
         idempotency_key="once")
-    assert called == [FUNCTIONS[kind]]
+    assert queries == [FUNCTIONS[kind]]
     assert appended is None
     stored = pg_world.get_run(first)
     assert stored is not None

@@ -70,15 +70,6 @@ def _rows(world: PostgresWorld, run_id: str) -> tuple[Any, ...]:
     )
 
 
-def _recording(world: PostgresWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the functions ``world`` calls from now on."""
-    called: list[str] = []
-    one = world._db.one
-    monkeypatch.setattr(world._db, "one",
-                        lambda name, *a, **k: (called.append(name), one(name, *a, **k))[1])
-    return called
-
-
 def _new_run(world: PostgresWorld) -> str:
     run_id = uuid7()
     world.create_run("wf", "[]", run_id=run_id, created_at=T)
@@ -87,20 +78,20 @@ def _new_run(world: PostgresWorld) -> str:
 
 
 def test_a_chain_of_steps_writes_what_append_events_writes(
-    pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch,
+    pg_world: PostgresWorld, queries: list[str],
 ) -> None:
     fast, general = _new_run(pg_world), _new_run(pg_world)
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     held = {fast: [], general: []}  # type: dict[str, list[int]]
     batches = [(None, "s1", "w1", "step_completed"), ("s1", "s2", "w1", "step_completed"),
                ("s2", "s3", "w1", "step_completed"), ("s3", "s4", "w1", "step_failed"),
                ("s4", "s5", "w2", "step_completed")]  # the last: w1's job, acked by w2
     for i, (done, cid, worker, kind) in enumerate(batches):
         events, jobs = _batch(done, cid, worker, T + i, kind)
-        called.clear()
+        queries.clear()
         held[fast] = pg_world.append(fast, events, jobs=_for(fast, jobs), ack=held[fast],
                                      consumed=True).job_ids
-        assert called == (["append_next_step"] if done else ["append_events"])
+        assert queries == (["append_next_step"] if done else ["append_events"])
         held[general] = _general(pg_world, general, events, jobs, held[general])
         assert _rows(pg_world, fast) == _rows(pg_world, general), f"after {cid}"
     assert [(j.kind, j.correlation_id, j.claimed_by) for j in pg_world.list_jobs(run_id=fast)] \
@@ -157,16 +148,16 @@ def _last(kind: str = "step_completed", done: str = "s1") -> list[NewEvent]:
 @pytest.mark.parametrize("kind", ["step_completed", "step_failed"])
 @pytest.mark.parametrize("streams", [False, True], ids=["no stream", "a stream"])
 def test_a_runs_last_step_writes_what_append_events_writes(
-    pg_world: PostgresWorld, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch,
+    pg_world: PostgresWorld, admin: psycopg.Connection[Any], queries: list[str],
     kind: str, streams: bool,
 ) -> None:
     (fast, fast_job), (general, general_job) = (_at_last_step(pg_world, streams)
                                                  for _ in range(2))
     admin.execute("LISTEN perdure_runs")
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     closed = pg_world.append(fast, _last(kind), ack=[fast_job], expected_result_seq=0,
                              consumed=True, close_streams=True)
-    assert called == ["append_last_step"]
+    assert queries == ["append_last_step"]
     _general(pg_world, general, _last(kind), [], [general_job], expected_result_seq=0,
              close_streams=True)
     assert _rows(pg_world, fast) == _rows(pg_world, general)
@@ -205,7 +196,7 @@ def test_a_refused_last_step_is_refused_as_append_events_refuses_it(
 
 
 def test_a_last_step_acking_a_workflow_job_takes_the_general_path(
-    pg_world: PostgresWorld, monkeypatch: pytest.MonkeyPatch,
+    pg_world: PostgresWorld, queries: list[str],
 ) -> None:
     """The acked job is the run's workflow job, not the step's: append_events' ack
     (its held-back check included) writes the batch, as if called itself."""
@@ -213,9 +204,9 @@ def test_a_last_step_acking_a_workflow_job_takes_the_general_path(
     fast_job, general_job = (
         next(j.id for j in pg_world.list_jobs(run_id=r) if j.kind == "workflow")
         for r in (fast, general))
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     pg_world.append(fast, _last(), ack=[fast_job], consumed=True, close_streams=True)
-    assert called == ["append_last_step"]
+    assert queries == ["append_last_step"]
     _general(pg_world, general, _last(), [], [general_job], close_streams=True)
     assert _rows(pg_world, fast) == _rows(pg_world, general)
     assert [j.kind for j in pg_world.list_jobs(run_id=fast)] == ["step"]
@@ -277,7 +268,7 @@ def _many_counting(pg_url: str, requests: list[AppendRequest]) -> int:
 @pytest.mark.parametrize("held_back", [False, True], ids=["alone", "a job held back"])
 def test_a_whole_run_writes_what_append_events_writes(
     pg_world: PostgresWorld, pg_url: str, admin: psycopg.Connection[Any],
-    monkeypatch: pytest.MonkeyPatch, kind: str, held_back: bool,
+    queries: list[str], kind: str, held_back: bool,
 ) -> None:
     """One run through World.append, one through append_many, one through
     append_events: the same rows, and the same notifications (the run's end; and
@@ -289,10 +280,10 @@ def test_a_whole_run_writes_what_append_events_writes(
     pg_world.write_chunks(general, "progress", [(0, b"half")])
     admin.execute("LISTEN perdure_runs")
     admin.execute("LISTEN perdure")
-    called = _recording(pg_world, monkeypatch)
+    queries.clear()
     closed = pg_world.append(fast, _whole(kind), ack=[fast_job], expected_seq=1,
                              consumed=True, close_streams=True)
-    assert called == ["append_one_step_run"]
+    assert queries == ["append_one_step_run"]
     assert closed.job_ids == [] and closed.last_seq == 6
     assert _many_counting(pg_url, [AppendRequest(many, _whole(kind), 1, None, [], [many_job],
                                                  True, True)]) == 1
