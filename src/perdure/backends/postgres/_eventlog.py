@@ -54,28 +54,40 @@ def append_params(r: AppendRequest) -> Params:
     ]
 
 
+def claimed_step_params(run_id: str, created: NewEvent, started: NewEvent,
+                        job: NewJob) -> Params | None:
+    """The step arguments of the straight-line functions that create a step and
+    start it for its creator (``append_next_step``, ``create_run_first_step``): its
+    id, name, two events' data and times, claimer and lease; None unless the two
+    events create and start one step and ``job`` is its, claimed and due at once."""
+    cid = created.correlation_id
+    if (created.event_type != "step_created" or started.event_type != "step_started"
+            or cid is None or started.correlation_id != cid or job.kind != "step"
+            or job.run_id != run_id or job.correlation_id != cid or job.claimed_by is None
+            or job.due_at is not None):
+        return None
+    name = str(_field(created.data, "name", "step_created"))
+    return [cid, name, data_text(created.data), data_text(started.data), created.created_at,
+            started.created_at, job.claimed_by, float(job.lease_seconds)]
+
+
 def next_step_params(r: AppendRequest) -> Params | None:
     """The arguments of ``perdure.append_next_step`` when the batch is a sequential
     step's end and its successor, created and started by the worker acking the
     ended step's job (the common append); None for any other batch."""
-    run_id, events, jobs, ack = r.run_id, r.events, r.jobs, r.ack
+    events, jobs, ack = r.events, r.jobs, r.ack
     if r.close_streams or len(events) != 3 or len(jobs) != 1 or len(ack) != 1:
         return None
     done, created, started = events
-    job = jobs[0]
-    cid = created.correlation_id
-    if (done.event_type not in ("step_completed", "step_failed")
-            or created.event_type != "step_created" or started.event_type != "step_started"
-            or cid is None or started.correlation_id != cid or done.correlation_id is None
-            or job.kind != "step" or job.run_id != run_id or job.correlation_id != cid
-            or job.claimed_by is None or job.due_at is not None):
+    if done.event_type not in ("step_completed", "step_failed") or done.correlation_id is None:
         return None
-    name = str(_field(created.data, "name", "step_created"))
+    step = claimed_step_params(r.run_id, created, started, jobs[0])
+    if step is None:
+        return None
     return [
-        run_id, r.expected_seq, r.expected_result_seq,
+        r.run_id, r.expected_seq, r.expected_result_seq,
         done.event_type, done.correlation_id, data_text(done.data), done.created_at,
-        cid, name, data_text(created.data), data_text(started.data), created.created_at,
-        started.created_at, job.claimed_by, float(job.lease_seconds), ack[0], r.consumed,
+        *step, ack[0], r.consumed,
     ]
 
 
@@ -142,17 +154,12 @@ def first_step_params(run_id: str, events: Sequence[NewEvent], jobs: Sequence[Ne
     if close_streams or len(events) != 3 or len(jobs) != 1:
         return None
     begun, created, started = events
-    job = jobs[0]
-    cid = created.correlation_id
-    if (begun.event_type != "run_started" or created.event_type != "step_created"
-            or started.event_type != "step_started" or cid is None
-            or started.correlation_id != cid or job.kind != "step" or job.run_id != run_id
-            or job.correlation_id != cid or job.claimed_by is None or job.due_at is not None):
+    if begun.event_type != "run_started":
         return None
-    name = str(_field(created.data, "name", "step_created"))
-    return [data_text(begun.data), begun.created_at, cid, name, data_text(created.data),
-            created.created_at, data_text(started.data), started.created_at,
-            job.claimed_by, float(job.lease_seconds)]
+    step = claimed_step_params(run_id, created, started, jobs[0])
+    if step is None:
+        return None
+    return [data_text(begun.data), begun.created_at, *step]
 
 
 def ended_start_params(events: Sequence[NewEvent], jobs: Sequence[NewJob]) -> Params | None:

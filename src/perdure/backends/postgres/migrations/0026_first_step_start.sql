@@ -18,16 +18,29 @@
 -- existing run, nothing written. EventLog.create_run_started picks the function;
 -- any other batch goes to create_run_started.
 
+-- run_created's data as _create_run (0008) writes it, for the functions that make a
+-- run without it (0026, 0027). A SQL function of one expression: the planner
+-- inlines it into the statement that calls it, so it costs no call.
+CREATE FUNCTION perdure._run_created_data(p_workflow text, p_input text,
+                                          p_idempotency_key text) RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT '{"workflow":' || to_json(p_workflow)::text
+           || ',"input":' || p_input
+           || ',"idempotency_key":' || coalesce(to_json(p_idempotency_key)::text, 'null')
+           || '}'
+$$;
+
 CREATE FUNCTION perdure.create_run_first_step(
     p_workflow text, p_input text, p_run_id text, p_idempotency_key text,
     p_created_at float8,
     p_run_data text,        -- run_started
     p_run_at float8,
-    p_cid text,             -- the first step: created and started
-    p_name text,
+    p_cid text,             -- the first step: created and started (in
+    p_name text,            -- append_next_step's order)
     p_created_data text,
-    p_step_created_at float8,
     p_started_data text,
+    p_step_created_at float8,
     p_started_at float8,
     p_worker text,          -- its job: this worker's, with this lease
     p_lease float8,
@@ -61,11 +74,7 @@ BEGIN
     END IF;
     INSERT INTO perdure.events (run_id, seq, event_type, correlation_id, data, created_at)
     VALUES (p_run_id, 1, 'run_created', NULL,
-            '{"workflow":' || to_json(p_workflow)::text
-            || ',"input":' || p_input
-            || ',"idempotency_key":' || coalesce(to_json(p_idempotency_key)::text, 'null')
-            || '}',
-            v_at),
+            perdure._run_created_data(p_workflow, p_input, p_idempotency_key), v_at),
            (p_run_id, 2, 'run_started', NULL, p_run_data, v_started),
            (p_run_id, 3, 'step_created', p_cid, p_created_data,
             coalesce(p_step_created_at, v_now)),

@@ -56,11 +56,7 @@ BEGIN
     END IF;
     INSERT INTO perdure.events (run_id, seq, event_type, correlation_id, data, created_at)
     VALUES (p_run_id, 1, 'run_created', NULL,
-            '{"workflow":' || to_json(p_workflow)::text
-            || ',"input":' || p_input
-            || ',"idempotency_key":' || coalesce(to_json(p_idempotency_key)::text, 'null')
-            || '}',
-            v_at),
+            perdure._run_created_data(p_workflow, p_input, p_idempotency_key), v_at),
            (p_run_id, 2, 'run_started', NULL, p_run_data, v_started),
            (p_run_id, 3, p_end_type, NULL, p_end_data, v_ended);
     PERFORM pg_notify('perdure_runs', 'run:' || p_run_id);

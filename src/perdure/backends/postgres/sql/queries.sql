@@ -58,7 +58,7 @@ SELECT * FROM perdure.create_run_started(
 
 -- name: create_run_first_step
 SELECT * FROM perdure.create_run_first_step(
-    %s, %s, %s, %s, %s, %s, %s::float8, %s, %s, %s, %s::float8, %s, %s::float8, %s,
+    %s, %s, %s, %s, %s, %s, %s::float8, %s, %s, %s, %s, %s::float8, %s::float8, %s,
     %s::float8);
 
 -- name: create_run_ended
