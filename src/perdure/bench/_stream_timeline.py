@@ -25,7 +25,7 @@ from typing import Any
 from perdure import Engine
 
 from . import DEFAULT_SERVER, PERDURE_DATABASE, _shapes
-from ._measure import fresh_database
+from ._measure import fresh_database, percentile
 
 
 class Timed:
@@ -95,12 +95,13 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             engine.shutdown()
     print(f"stream-latency on {args.backend}: {args.chunks} chunks, {args.gap * 1000:g} ms apart")
-    print(f"{'leg':<22}{'median ms':>10}")
+    print(f"{'leg':<22}{'median ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for name, values in legs.items():
         if name.startswith("reads"):
             print(f"{name:<22}{values[0]:>10.0f}")
         elif values:
-            print(f"{name:<22}{statistics.median(values):>10.3f}")
+            print(f"{name:<22}{statistics.median(values):>10.3f}{percentile(values, 99):>10.3f}"
+                  f"{max(values):>10.3f}")
 
 
 if __name__ == "__main__":
