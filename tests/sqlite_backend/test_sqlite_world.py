@@ -13,6 +13,7 @@ from perdure.backends import open_world
 from perdure.backends.sqlite import SqliteWorld, _connection
 from perdure.backends.sqlite._connection import parse_url
 from perdure.testing import wait_for
+from perdure.world import NewJob
 
 
 def test_url_forms() -> None:
@@ -118,4 +119,26 @@ def test_the_wal_is_checkpointed_beside_the_writers_and_stays_bounded(
         assert largest < 3 * threshold, largest  # the writers' safety net is at 4
         assert not [f for f in opened if f.startswith(str(tmp_path / "p.db"))]
     finally:
+        world.close()
+
+
+def test_a_claim_that_can_find_nothing_does_not_take_the_write_lock(tmp_path: Path) -> None:
+    """An idle worker polls every 50 ms: a claim that would find nothing must not
+    queue the file's writers behind a write transaction. Another connection holds
+    the write lock here; a claim that asked for it would fail after the 0.1 s busy
+    timeout set below instead of answering."""
+    world = open_world(f"sqlite:///{tmp_path}/p.db")
+    other = sqlite3.connect(tmp_path / "p.db", isolation_level=None)
+    try:
+        assert isinstance(world, SqliteWorld)
+        world._conn().execute("PRAGMA busy_timeout = 100")
+        run, _ = world.create_run("wf", "[]", run_id="r-held")
+        [held] = world.claim("w-1", limit=5, lease_seconds=30)  # its job, leased now
+        assert held.run_id == run.id
+        other.execute("BEGIN IMMEDIATE")
+        assert world.claim("w-2", limit=5, lease_seconds=30) == []
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            world.enqueue([NewJob("workflow", "r-held", due_at=0.0)])
+    finally:
+        other.close()
         world.close()

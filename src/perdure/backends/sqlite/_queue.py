@@ -121,9 +121,13 @@ class JobQueue(SqliteBase):
     ) -> list[Job]:
         if limit <= 0 or not kinds:
             return []
+        now = time.time()
+        found = self._row("any_claimable", {"now": now})
+        if found is None or not found["found"]:
+            return []
         params = {
             "worker": worker_id,
-            "now": time.time(),
+            "now": now,
             "lease": lease_seconds,
             "kinds": json.dumps(list(kinds)),
             "limit": limit,

@@ -243,6 +243,15 @@ DO UPDATE SET due_at = excluded.due_at,
               attempts = attempts + excluded.attempts
 RETURNING correlation_id, id, due_at;
 
+-- name: any_claimable
+-- Whether claim_jobs could find a job (its rows are a subset of these), read
+-- without the write lock: an idle worker polls every 50 ms, and a claim's
+-- BEGIN IMMEDIATE queued every writer of the file behind it to find nothing.
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE due_at <= :now AND (claimed_by IS NULL OR lease_expires_at <= :now)
+) AS found;
+
 -- name: claim_jobs
 -- Due jobs, unclaimed or with an expired lease, oldest due first. A workflow job
 -- is skipped while another workflow job of its run holds a live lease, or while
