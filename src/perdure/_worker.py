@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import _recovery
@@ -31,6 +30,7 @@ from ._replay import NewStep
 from ._step_inputs import StepInputs
 from ._step_times import StepTimes
 from ._steps import RunningSteps, StepOutcome, run_attempt
+from ._threads import TaskThreads
 from ._upkeep import QueueUpkeep
 from .errors import EntityConflictError
 from .world import (
@@ -97,7 +97,7 @@ class Worker:
         self._woken = False  # the next claim follows a wake-up, not a poll's timeout
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
-        self._executor = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="perdure-step")
+        self._executor = TaskThreads(concurrency + 1, "perdure-step")
         self._wake = world.notifier.subscribe("jobs")
         self._threads: list[threading.Thread] = []
         self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_jobs,
@@ -136,7 +136,7 @@ class Worker:
                 logger.warning("could not release jobs %s", leftover, exc_info=True)
         for run_id in self.running.run_ids():
             self.running.cancel_run(run_id)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown()
         self._wake.close()
         self.cache.clear()
         logger.info("worker %s stopped", self.id)
