@@ -61,7 +61,8 @@ def _not_json(value: Any) -> Any:
 def _encode(data: Any) -> str:
     """``_standard(data)``, character for character, with ``_string`` for strings.
     The C encoder is built per call, as ``JSONEncoder.encode`` does, for its table
-    of the containers being encoded (circular references), yet at half the cost."""
+    of the containers being encoded (circular references), without that method's
+    Python around it (a step's small data: 1.27 us against 1.56)."""
     if c_make_encoder is None:  # pragma: no cover - a Python without the _json module
         return _standard(data)
     encoder = c_make_encoder({}, _not_json, _string, None, ":", ",", False, False, False)
