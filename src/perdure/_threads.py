@@ -77,6 +77,4 @@ class TaskThreads:
             except BaseException:  # noqa: BLE001 - keep the thread; the worker's tasks catch their own
                 logger.exception("a task of %s failed", self._name)
             with self._lock:
-                if self._closed:
-                    return
                 self._idle += 1

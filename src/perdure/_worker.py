@@ -97,7 +97,7 @@ class Worker:
         self._woken = False  # the next claim follows a wake-up, not a poll's timeout
         self._stop = threading.Event()
         self._drained = threading.Condition(self._slots_lock)
-        self._executor = TaskThreads(concurrency + 1, "perdure-step")
+        self._tasks = TaskThreads(concurrency + 1, "perdure-step")
         self._wake = world.notifier.subscribe("jobs")
         self._threads: list[threading.Thread] = []
         self._heartbeat = Heartbeat(world, self.id, lease_seconds, self._held_jobs,
@@ -136,7 +136,7 @@ class Worker:
                 logger.warning("could not release jobs %s", leftover, exc_info=True)
         for run_id in self.running.run_ids():
             self.running.cancel_run(run_id)
-        self._executor.shutdown()
+        self._tasks.shutdown()
         self._wake.close()
         self.cache.clear()
         logger.info("worker %s stopped", self.id)
@@ -249,7 +249,7 @@ class Worker:
         for step in local:  # leases renewed while they wait for an executor thread
             self._hold(step.job_id, step.run_id)
         if local:
-            self._executor.submit(self._run_chain, local)
+            self._tasks.submit(self._run_chain, local)
         return record
 
     def _start_claimed(self, workflow_name: str, input_json: str, created: Event,
@@ -270,7 +270,7 @@ class Worker:
         created = Event(created.run_id, 1, "run_created", None, created.data,
                         record.created_at)
         self._hold(job.id, created.run_id)
-        self._executor.submit(self._run_job, job, [created])
+        self._tasks.submit(self._run_job, job, [created])
         return record
 
     # == dispatching ========================================================
@@ -313,7 +313,7 @@ class Worker:
             self._hold(job.id, job.run_id)
             log = logs.get(job.run_id)
             whole = log is not None and len(log) < LOG_PREFIX and job.run_id not in self.cache
-            self._executor.submit(self._run_job, job, log if whole else None)
+            self._tasks.submit(self._run_job, job, log if whole else None)
         return len(jobs)
 
     def _idle_timeout(self) -> float:
@@ -347,7 +347,7 @@ class Worker:
         while local:
             first, rest = local[0], local[1:]
             for other in rest:
-                self._executor.submit(self._run_chain, [other])
+                self._tasks.submit(self._run_chain, [other])
             following: list[LocalStep] = []
             try:
                 following = self._execute(first)
